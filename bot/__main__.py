@@ -1,0 +1,271 @@
+"""Command line: ``python -m bot run`` (the service) and the operator's commands.
+
+Settings come from the environment over a ``.env`` file in the working directory (the real
+environment wins). Exit status: 0 on success, 1 when a command could not do its work (a feed
+could not be fetched, a database error), 2 on bad input or configuration; the reason is one
+line on stderr, ``bot: …``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+from bot import __version__
+from bot.errors import BotError, ConfigError, SchemaTooNewError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+POST_STATES = ("pending", "sending", "sent", "failed")
+
+
+def environment(dotenv_path: str = ".env") -> dict[str, str]:
+    """The process environment over the values of a ``.env`` file (the environment wins)."""
+    merged: dict[str, str] = {}
+    if os.path.isfile(dotenv_path):
+        from dotenv import dotenv_values
+
+        merged = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+def one_line(message: str) -> str:
+    """``ConfigError`` texts list several problems on indented lines; say them on one."""
+    return "; ".join(part.strip() for part in str(message).splitlines() if part.strip()) \
+        .replace(":;", ":")
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _nonneg_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _post_id(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a post ID is a number, got {raw!r}") from None
+
+
+def _feed_settings(p: argparse.ArgumentParser, *, for_preview: bool = False) -> None:
+    what = "to try instead of the feed's own or TWEET_TEMPLATE" if for_preview else \
+        "for this feed instead of TWEET_TEMPLATE ('' clears it)"
+    p.add_argument("--template", metavar="T",
+                   help=f"tweet template {what}, e.g. '{{title}} {{url}}'; "
+                   "fields: {title} {url} {feed_title} {author} {summary} {hashtags}")
+    p.add_argument("--hashtags", metavar='"#A #B"',
+                   help="hashtags added to the tweets, after those of HASHTAGS"
+                   + ("" if for_preview else "; '' clears them"))
+    p.add_argument("--include", metavar="REGEX",
+                   help="tweet only entries whose title, summary or categories match "
+                   "(case-insensitive)" + ("" if for_preview else "; '' clears it"))
+    p.add_argument("--exclude", metavar="REGEX",
+                   help="never tweet entries whose title, summary or categories match; "
+                   "filtered entries are recorded as seen and never tweeted later"
+                   + ("" if for_preview else "; '' clears it"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = Parser(prog="bot", formatter_class=fmt, description=(
+        "Watch blog feeds and tweet each new article once.\n\n"
+        "Settings come from the environment, or from a .env file in the working directory\n"
+        "(the environment wins): see .env.example. Every command uses DATABASE_PATH."),
+        epilog="exit status: 0 ok, 1 the command could not do its work, "
+               "2 bad input or configuration")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", formatter_class=fmt,
+                         help="run the service (what `make run` starts)", description=(
+        "Run the service: poll every feed of FEED_URLS and of `bot feeds add` on its own\n"
+        "schedule, tweet each new article, serve /healthz and /metrics on HTTP_HOST:HTTP_PORT.\n"
+        "A feed's first poll records what is there and tweets only the newest BACKFILL.\n"
+        "SIGTERM or Ctrl-C stops it gracefully; unsent posts are kept for the next start."))
+    run.add_argument("--once", action="store_true",
+                     help="poll every feed once, send what is due, and exit")
+
+    feeds = sub.add_parser("feeds", formatter_class=fmt, help="list, add, remove, pause or resume "
+                           "feeds", description="List or change the feeds (without ACTION: list).\n"
+                           "A running service picks changes up within 30 seconds.")
+    fsub = feeds.add_subparsers(dest="feeds_command", metavar="ACTION")
+    fsub.add_parser("list", help="every feed: URL, title, state, last and next poll, failures, "
+                    "last error, articles seen, posts sent",
+                    description="Every feed with its state (new, ok, failing, paused, gone, "
+                    "inactive), its last and next poll, consecutive failures, last error, "
+                    "articles seen and posts sent.")
+    add = fsub.add_parser("add", formatter_class=fmt, help="subscribe to a feed, or change the "
+                          "settings of one", description=(
+        "Subscribe to a feed. Its first poll records what is there and tweets nothing but\n"
+        "the newest --backfill entries (default BACKFILL). For a feed already there, only the\n"
+        "settings given change. A feed's own settings win over the environment's."),
+        epilog="example: bot feeds add https://blog.example.org/feed.xml "
+               "--include 'python|asyncio' --hashtags '#python' --backfill 1")
+    add.add_argument("url", help="the feed's URL (RSS, Atom, RDF or JSON Feed)")
+    _feed_settings(add)
+    add.add_argument("--backfill", type=_nonneg_int, metavar="N",
+                     help="tweet the newest N entries on the first poll (default: BACKFILL)")
+    for name, text in (("remove", "stop polling a feed; its history is kept (a URL of "
+                        "FEED_URLS comes back at the next start)"),
+                       ("pause", "stop polling a feed until `bot feeds resume`"),
+                       ("resume", "poll a paused, gone or removed feed again")):
+        action = fsub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        action.add_argument("url", help="the feed's URL, as `bot feeds list` shows it")
+
+    preview = sub.add_parser("preview", formatter_class=fmt, help="fetch a feed now and print "
+                             "the tweets its newest entries would become; writes nothing",
+                             description=(
+        "Fetch a feed now and print the tweets its newest N entries would become, each with\n"
+        "its weighted length (X counts a link as 23, CJK and emoji as 2; the limit is 280).\n"
+        "Uses the feed's own settings when it is subscribed, else the environment's; the\n"
+        "options below override both. Writes nothing: not even the database is created."))
+    preview.add_argument("url", help="the feed's URL")
+    preview.add_argument("--count", type=_positive_int, default=3, metavar="N",
+                         help="how many of the newest entries (default 3)")
+    _feed_settings(preview, for_preview=True)
+
+    posts = sub.add_parser("posts", formatter_class=fmt, help="the queue of posts; "
+                           "`posts retry ID` sends a failed one again", description=(
+        "List the posts, newest first, or send failed ones again.\n"
+        "States: pending (waiting), sending (with X now), sent, failed (X refused it)."),
+        epilog="examples: bot posts --state failed; bot posts retry 12 13; "
+               "bot posts retry --all-failed")
+    posts.add_argument("--state", choices=POST_STATES, help="only posts in this state")
+    posts.add_argument("--limit", type=_positive_int, default=50, metavar="N",
+                       help="at most N posts (default 50)")
+    psub = posts.add_subparsers(dest="posts_command", metavar="ACTION")
+    retry = psub.add_parser("retry", help="send failed posts again",
+                            description="Queue failed posts again (state pending, attempts 0); "
+                            "the running service sends them.")
+    retry.add_argument("ids", nargs="*", type=_post_id, metavar="ID", help="post IDs")
+    retry.add_argument("--all-failed", action="store_true", help="every failed post")
+
+    sub.add_parser("status", help="one screen: feeds and posts by state, the rate-limit gate, "
+                   "the last poll", description="One screen: feeds by state, posts by state, "
+                   "the rate-limit gate, the last successful poll, the feeds that are failing.")
+    return p
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        env = environment() if env is None else env
+        if args.command == "run":
+            return run_service(env, once=args.once)
+        from bot import cli
+
+        return asyncio.run(cli.dispatch(args, env))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (ConfigError, SchemaTooNewError) as exc:
+        print(f"bot: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except BotError as exc:
+        print(f"bot: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except sqlite3.Error as exc:
+        print(f"bot: database error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # e.g. a .env file that cannot be read
+        print(f"bot: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def run_service(env: Mapping[str, str], *, once: bool = False) -> int:
+    from bot.cli import database_problem
+    from bot.config import CREDENTIALS, Settings
+    from bot.logs import configure
+
+    # FEED_URLS may be empty when feeds were added with `bot feeds add`: the worker says
+    # "no feed to watch" itself once it has looked at the database.
+    settings = Settings.from_env(env, require_feeds=False)
+    if problem := database_problem(settings.database_path):
+        raise ConfigError(problem)
+    configure(settings.log_level, settings.log_format,
+              secrets=[env.get(name, "").strip() for name in CREDENTIALS])
+    return asyncio.run(_serve(settings, once))
+
+
+async def _serve(settings, once: bool) -> int:  # type: ignore[no-untyped-def]
+    import logging
+
+    from bot.web import start_http
+    from bot.worker import Worker
+
+    log = logging.getLogger("bot")
+    worker = Worker(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    runner = None
+    code = EXIT_OK
+    try:
+        await worker.start()
+        runner = await start_http(worker, settings.http_host, settings.http_port)
+        if once:
+            reports = await worker.run_once()
+            log.info("run_once_done feeds=%d failed=%d new=%d", len(reports),
+                     sum(1 for r in reports if r.error), sum(r.new for r in reports))
+        else:
+            await worker.run()
+    except (ConfigError, SchemaTooNewError) as exc:
+        log.error("startup_failed reason=%r", one_line(str(exc)))
+        code = EXIT_USAGE
+    except BotError as exc:
+        log.error("startup_failed reason=%r", one_line(str(exc)))
+        code = EXIT_ERROR
+    except sqlite3.Error as exc:
+        log.error("startup_failed reason=%r", f"cannot use the database "
+                  f"{settings.database_path!r} (DATABASE_PATH): {exc}")
+        code = EXIT_ERROR
+    except OSError as exc:  # the HTTP port is taken, …
+        log.error("startup_failed reason=%r", f"{exc} (HTTP_HOST={settings.http_host} "
+                  f"HTTP_PORT={settings.http_port})" if runner is None else str(exc))
+        code = EXIT_ERROR
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        with contextlib.suppress(Exception):
+            await worker.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

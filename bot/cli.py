@@ -1,0 +1,498 @@
+"""The operator's commands (everything but ``run``), against the service's SQLite file.
+
+Bad input raises :class:`ConfigError` (exit 2): an unknown feed or post, an invalid regex or
+template, a ``DATABASE_PATH`` that is a directory or not an SQLite file. A failure to do the
+work raises another :class:`BotError` or returns 1 (exit 1): a feed that cannot be fetched.
+
+Read-only commands (``feeds list``, ``posts``, ``status``) never create the database;
+``preview`` never writes anything, not even the database's WAL files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from bot.compose import compose, validate_template, weighted_length
+from bot.config import CREDENTIALS, Settings, _hashtags, check_feed_url
+from bot.errors import ConfigError, FeedError, StorageError
+from bot.models import Entry
+from bot.store import FeedRow, Store
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+NO_DATABASE = ("no database at {path!r} yet (DATABASE_PATH): `bot run` or `bot feeds add URL` "
+               "creates it")
+_SAMPLE = Entry(id="sample", link="https://example.org/2024/05/a-post", title="A title",
+                summary="A summary.", author="An author", categories=("news",))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _ago(ts: float | None, now: float) -> str:
+    return f"{_span(now - ts)} ago" if ts else "never"
+
+
+def _until(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "-"
+    return "due" if ts <= now else f"in {_span(ts - now)}"
+
+
+def _clip(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
+             for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def database_problem(path: str) -> str | None:
+    """Why ``path`` cannot be the bot's database (a directory, not SQLite, …), or None."""
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    where = f"DATABASE_PATH={path!r}"
+    if os.path.isdir(path):
+        example = os.path.join(path, "bot.sqlite3")
+        return f"{where} is a directory; expected a file such as {example!r}"
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            return f"{where} cannot be read: {exc.strerror or exc}"
+        if head and head != SQLITE_HEADER:
+            return f"{where} is not an SQLite database (is it the right file?)"
+        return None
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f"{where}: the directory {parent!r} does not exist"
+    return None
+
+
+def _usable_database(path: str) -> bool:
+    """Raise ConfigError if ``path`` cannot be the database; say whether it exists yet."""
+    if problem := database_problem(path):
+        raise ConfigError(problem)
+    return path == ":memory:" or os.path.exists(path)
+
+
+async def open_store(path: str, *, create: bool) -> Store | None:
+    """The store, migrated; None when the file does not exist and ``create`` is false."""
+    if not _usable_database(path) and not create:
+        return None
+    try:
+        return await Store.open(path)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot use the database {path!r} (DATABASE_PATH): {exc}") from None
+
+
+def _regex(flag: str, pattern: str) -> str:
+    try:
+        re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(f"{flag} {pattern!r} is not a valid regex: {exc}") from None
+    return pattern
+
+
+def _template(template: str) -> str:
+    try:
+        validate_template(template)
+        compose(template, _SAMPLE, feed_title="A blog")
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("TWEET_TEMPLATE", f"--template {template!r}")) \
+            from None
+    return template
+
+
+def _hashtag_list(raw: str) -> str:
+    try:
+        return _hashtags(raw)
+    except ValueError as exc:
+        raise ConfigError(f"--hashtags {raw!r}: {exc}") from None
+
+
+def _feed_settings(row: FeedRow) -> str:
+    parts = []
+    for name, value in (("template", row.template), ("hashtags", row.hashtags),
+                        ("include", row.include_re), ("exclude", row.exclude_re)):
+        if value:
+            parts.append(f"{name}={value!r}")
+    if row.backfill is not None:
+        parts.append(f"backfill={row.backfill}")
+    return " ".join(parts) or "-"
+
+
+# -- dispatch ----------------------------------------------------------------------------------
+
+
+async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from bot.logs import configure
+
+    settings = Settings.from_env(env, require_feeds=False, require_credentials=False)
+    configure("WARNING", settings.log_format,
+              secrets=[env.get(name, "").strip() for name in CREDENTIALS])
+    if args.command == "preview":
+        return await preview(settings, args)
+    if args.command == "feeds":
+        return await feeds(settings, args)
+    if args.command == "posts":
+        return await posts(settings, args)
+    if args.command == "status":
+        return await status(settings)
+    raise ConfigError(f"unknown command {args.command!r}")
+
+
+# -- feeds ---------------------------------------------------------------------------------------
+
+
+async def feeds(settings: Settings, args: argparse.Namespace) -> int:
+    action = args.feeds_command or "list"
+    if action == "list":
+        return await feeds_list(settings)
+    if action == "add":
+        return await feeds_add(settings, args)
+    url = args.url
+    store = await open_store(settings.database_path, create=False)
+    if store is None:
+        raise ConfigError(f"no such feed: {url!r} (there is no database at "
+                          f"{settings.database_path!r} yet)")
+    try:
+        feed = await store.feed_by_url(url)
+        if feed is None:
+            raise ConfigError(f"no such feed: {url!r} (see `bot feeds list`)")
+        if action == "remove":
+            await store.set_feed_flag(url, active=0)
+            print(f"removed {url} (its history is kept; a running service stops polling it "
+                  "within 30 s)")
+            if url in settings.feed_urls:
+                print(f"note: {url} is still listed in FEED_URLS, so it comes back at the "
+                      "service's next start unless you remove it from FEED_URLS too")
+        elif action == "pause":
+            if feed.paused:
+                print(f"{url} is already paused")
+            else:
+                await store.set_feed_flag(url, paused=1)
+                print(f"paused {url} (`bot feeds resume {url}` polls it again)")
+        else:  # resume
+            was = feed.state
+            await store.set_feed_flag(url, paused=0, gone=0, active=1)
+            if was in ("paused", "gone", "inactive"):
+                await store.update_feed(feed.id, next_poll_at=0, consecutive_failures=0)
+                print(f"resumed {url} (was {was}; a running service polls it within 30 s)")
+            else:
+                print(f"{url} is already being polled (state {was})")
+    finally:
+        await store.close()
+    return 0
+
+
+async def feeds_list(settings: Settings) -> int:
+    store = await open_store(settings.database_path, create=False)
+    if store is None:
+        print(NO_DATABASE.format(path=settings.database_path))
+        return 0
+    try:
+        counts = await store.feed_counts()
+        rows = await store.feeds()
+    finally:
+        await store.close()
+    if not rows:
+        print("no feeds yet: set FEED_URLS or run `bot feeds add URL`")
+        return 0
+    now = time.time()
+    table = []
+    for f in rows:
+        seen, sent = counts.get(f.id, (0, 0))
+        polled = f.state not in ("gone", "paused", "inactive")
+        table.append([f.url, _clip(f.title, 30) or "-", f.state, _ago(f.last_polled_at, now),
+                      _until(f.next_poll_at, now) if polled else "-",
+                      str(f.consecutive_failures), _clip(f.last_error, 50) or "-",
+                      str(seen), str(sent), _feed_settings(f)])
+    print(_table(table, ["URL", "TITLE", "STATE", "LAST POLL", "NEXT POLL", "FAILURES",
+                         "LAST ERROR", "SEEN", "SENT", "SETTINGS"]))
+    return 0
+
+
+async def feeds_add(settings: Settings, args: argparse.Namespace) -> int:
+    url = args.url.strip()
+    if why := check_feed_url(url):
+        raise ConfigError(f"{url!r} is not a feed URL: {why}")
+    values: dict[str, object] = {}
+    if args.template is not None:
+        values["template"] = _template(args.template) if args.template else None
+    if args.hashtags is not None:
+        values["hashtags"] = _hashtag_list(args.hashtags) or None
+    if args.include is not None:
+        values["include_re"] = _regex("--include", args.include) or None
+    if args.exclude is not None:
+        values["exclude_re"] = _regex("--exclude", args.exclude) or None
+    if args.backfill is not None:
+        values["backfill"] = args.backfill
+    store = await open_store(settings.database_path, create=True)
+    assert store is not None
+    try:
+        before = await store.feed_by_url(url)
+        feed = await store.add_feed(url, time.time(), **values)
+    finally:
+        await store.close()
+    if before is None:
+        backfill = settings.backfill if feed.backfill is None else feed.backfill
+        tweets = f"tweets the newest {backfill}" if backfill else "tweets nothing"
+        print(f"added {url}: its first poll records what is there and {tweets}; "
+              f"settings: {_feed_settings(feed)}")
+    else:
+        changed = ", ".join(k.removesuffix("_re") for k in values) or "nothing"
+        print(f"{url} was already there: changed {changed}; settings: {_feed_settings(feed)}")
+        if feed.state in ("paused", "gone"):
+            print(f"note: it is {feed.state}; `bot feeds resume {url}` polls it again")
+    return 0
+
+
+# -- posts ---------------------------------------------------------------------------------------
+
+
+async def posts(settings: Settings, args: argparse.Namespace) -> int:
+    retrying = args.posts_command == "retry"
+    if retrying and not args.ids and not args.all_failed:
+        raise ConfigError("posts retry: give post IDs or --all-failed")
+    if retrying and args.ids and args.all_failed:
+        raise ConfigError("posts retry: give post IDs or --all-failed, not both")
+    store = await open_store(settings.database_path, create=False)
+    if store is None:
+        if retrying and args.ids:
+            raise ConfigError(f"not a failed post: {', '.join(map(str, args.ids))} "
+                              f"(there is no database at {settings.database_path!r} yet)")
+        print(NO_DATABASE.format(path=settings.database_path))
+        return 0
+    try:
+        if retrying:
+            return await posts_retry(store, args)
+        listed = await store.posts(args.state, args.limit)
+    finally:
+        await store.close()
+    if not listed:
+        print("no posts" + (f" in state {args.state}" if args.state else ""))
+        return 0
+    now = time.time()
+    rows = [[str(p.id), p.state, str(p.attempts), _ago(p.created_at, now),
+             p.tweet_id or "-", _clip(p.last_error, 60) or "-", _clip(p.text, 70)]
+            for p in listed]
+    print(_table(rows, ["ID", "STATE", "TRIES", "CREATED", "TWEET", "LAST ERROR", "TEXT"]))
+    return 0
+
+
+async def posts_retry(store: Store, args: argparse.Namespace) -> int:
+    if args.all_failed:
+        changed = await store.retry_failed(None)
+        if not changed:
+            print("no failed posts")
+            return 0
+    else:
+        ids = list(dict.fromkeys(args.ids))
+        found = {i: await store.post(i) for i in ids}
+        unknown = [str(i) for i, p in found.items() if p is None]
+        if unknown:
+            raise ConfigError(f"no such post: {', '.join(unknown)} "
+                              "(see `bot posts --state failed`)")
+        not_failed = [f"{i} is {p.state}" for i, p in found.items()
+                      if p is not None and p.state != "failed"]
+        if not_failed:
+            raise ConfigError(f"not a failed post: {', '.join(not_failed)} "
+                              "(only failed posts can be retried)")
+        changed = await store.retry_failed(ids)
+    print(f"queued {changed} post(s) again (state pending); the running service sends them")
+    return 0
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+async def status(settings: Settings) -> int:
+    from bot.dispatch import GATE_KEY, Gate
+
+    store = await open_store(settings.database_path, create=False)
+    if store is None:
+        print(NO_DATABASE.format(path=settings.database_path))
+        return 0
+    try:
+        version = await store.user_version()
+        rows = await store.feeds()
+        counts = await store.post_counts()
+        gate = Gate.from_json(await store.get_meta(GATE_KEY))
+        next_due = await store.next_due_at()
+    finally:
+        await store.close()
+    now = time.time()
+    by_state: dict[str, int] = {}
+    for f in rows:
+        by_state[f.state] = by_state.get(f.state, 0) + 1
+    last = max((f.last_success_at or 0 for f in rows), default=0)
+    lines = [f"database:  {settings.database_path} (schema {version})"]
+    lines.append(f"feeds:     {len(rows)}" + (" (" + ", ".join(
+        f"{k} {v}" for k, v in sorted(by_state.items())) + ")" if rows else ""))
+    lines.append("posts:     " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if gate.closed(now):
+        lines.append(f"gate:      closed ({gate.reason}) for {_span(gate.until - now)} more, "
+                     f"until {_when(gate.until)}: {gate.detail}")
+    else:
+        lines.append("gate:      open")
+    lines.append(f"last poll: {_when(last)}" + (f" ({_ago(last, now)})" if last else ""))
+    lines.append(f"service:   {await _probe_service(settings)}")
+    if counts["pending"] and next_due is not None:
+        lines.append(f"next post: {_until(next_due, now)}")
+    failing = [f for f in rows if f.state in ("failing", "gone")]
+    for f in failing[:5]:
+        lines.append(f"{f.state}:   {f.url} ({f.consecutive_failures} failures): "
+                     f"{_clip(f.last_error, 80)}")
+    if len(failing) > 5:
+        lines.append(f"… and {len(failing) - 5} more: `bot feeds list`")
+    print("\n".join(lines))
+    return 0
+
+
+async def _probe_service(settings: Settings) -> str:
+    """Whether a service answers /healthz at HTTP_HOST:HTTP_PORT (as this shell sees them)."""
+    if settings.http_port == 0:
+        return "HTTP_PORT=0: cannot tell whether it runs"
+    host = settings.http_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    url = f"http://{host}:{settings.http_port}/healthz"
+    try:
+        timeout = aiohttp.ClientTimeout(total=1.0)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+            body = await resp.json(content_type=None)
+            state = body.get("status", "?") if isinstance(body, dict) else "?"
+            return f"answering at {url} ({resp.status} {state})"
+    except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
+        return f"not answering at {url}"
+
+
+# -- preview -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscribed:
+    template: str | None = None
+    hashtags: str | None = None
+    include_re: str | None = None
+    exclude_re: str | None = None
+
+
+def read_feed_settings(path: str, url: str) -> _Subscribed | None:
+    """A subscribed feed's own settings, read without writing a byte (None if unknown).
+
+    Without a ``-wal`` file (no service running) the file is opened ``immutable``, which
+    creates no ``-wal``/``-shm`` file; with one, read-only, which sees the newest commits.
+    """
+    if path == ":memory:" or not os.path.isfile(path) or database_problem(path):
+        return None
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    if not os.path.exists(path + "-wal"):
+        uri += "&immutable=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            row = conn.execute("SELECT template, hashtags, include_re, exclude_re FROM feeds "
+                               "WHERE url = ?", (url,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return _Subscribed(*row) if row else None
+
+
+async def _fetch_and_parse(settings: Settings, url: str):  # type: ignore[no-untyped-def]
+    from bot.feeds import Fetcher
+    from bot.parse import parse_feed
+
+    if url.startswith("sqlite:"):
+        try:
+            from bot.blogdb import read_blog_db  # type: ignore[import-not-found]
+        except ImportError:
+            raise ConfigError(f"{url!r}: this version cannot read sqlite: feeds") from None
+        return await read_blog_db(url)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.feed_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        fetcher = Fetcher(session, timeout=settings.feed_timeout,
+                          max_bytes=settings.max_feed_bytes)
+        result = await fetcher.fetch(url)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, parse_feed, result.body, url, result.content_type)
+
+
+async def preview(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.decide import Filters, oldest_first
+
+    url = args.url.strip()
+    if why := check_feed_url(url):
+        raise ConfigError(f"{url!r} is not a feed URL: {why}")
+    own = await asyncio.to_thread(read_feed_settings, settings.database_path, url) \
+        or _Subscribed()
+    template = _template(args.template) if args.template else (own.template or
+                                                               settings.tweet_template)
+    extra = _hashtag_list(args.hashtags) if args.hashtags is not None else (own.hashtags or "")
+    include = _regex("--include", args.include) if args.include is not None else own.include_re
+    exclude = _regex("--exclude", args.exclude) if args.exclude is not None else own.exclude_re
+    hashtags = " ".join(x for x in (settings.hashtags, extra) if x)
+    try:
+        filters = Filters.compile(include, exclude)
+    except re.error as exc:
+        raise ConfigError(f"the feed's own filter is not a valid regex: {exc}") from None
+
+    try:
+        parsed = await _fetch_and_parse(settings, url)
+    except FeedError as exc:
+        print(f"bot: cannot read {url}: {exc}", file=sys.stderr)
+        return 1
+
+    newest = oldest_first(parsed.entries, datetime.now(UTC))[-args.count:]
+    used = [f"template {template!r}"]
+    used += [f"{name} {value!r}" for name, value in (
+        ("hashtags", hashtags), ("include", include), ("exclude", exclude)) if value]
+    print(f"{parsed.title or url}: {len(parsed.entries)} entries; the newest {len(newest)}, "
+          f"oldest first, would be tweeted as ({', '.join(used)}):\n")
+    for entry in newest:
+        if not filters.accepts(entry):
+            print(f"--- filtered out (never tweeted): {_clip(entry.title, 100)}\n")
+            continue
+        if not entry.link and parsed.link:
+            entry = replace(entry, link=parsed.link)
+        text = compose(template, entry, feed_title=parsed.title, hashtags=hashtags)
+        print(f"--- {weighted_length(text)}/280\n{text}\n")
+    if not parsed.entries:
+        print("(the feed has no entries)")
+    return 0

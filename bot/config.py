@@ -1,0 +1,295 @@
+"""Settings, read once from an environment mapping, validated, frozen.
+
+``Settings.from_env(mapping)`` takes any mapping (tests pass a dict); the CLI passes
+``os.environ`` merged over a ``.env`` file (the real environment wins). Every problem is
+collected and reported at once, each naming the variable and the form it expects; a
+credential's value is never echoed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from bot.compose import validate_template
+from bot.errors import ConfigError
+
+T = TypeVar("T")
+
+CREDENTIALS = (
+    "TWITTER_API_KEY",
+    "TWITTER_API_SECRET",
+    "TWITTER_ACCESS_TOKEN",
+    "TWITTER_ACCESS_TOKEN_SECRET",
+)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kib|mib|gib|kb|mb|gb)?\s*$", re.IGNORECASE)
+_SIZE_UNIT = {
+    None: 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+}
+
+
+def split_feed_urls(value: str) -> list[str]:
+    """Feed URLs separated by commas, spaces or newlines; duplicates dropped, order kept."""
+    urls = [u for u in re.split(r"[\s,]+", value.strip()) if u]
+    return list(dict.fromkeys(urls))
+
+
+def check_feed_url(url: str) -> str | None:
+    """Return why ``url`` is not a feed URL we can poll, or None if it is fine."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    if parts.scheme == "sqlite":
+        from bot.blogdb import parse_blog_db_url
+
+        try:
+            parse_blog_db_url(url)
+        except ConfigError as exc:
+            return str(exc)
+        return None
+    return "expected an http(s):// URL, or sqlite:///path/to/blog.db?table=posts"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    feed_urls: tuple[str, ...] = ()
+    database_path: str = "bot.sqlite3"
+    poll_interval: float = 300.0
+    twitter_api_key: str = ""
+    twitter_api_secret: str = ""
+    twitter_access_token: str = ""
+    twitter_access_token_secret: str = ""
+    twitter_api_base_url: str = "https://api.twitter.com"
+    tweet_template: str = "{title} {url}"
+    hashtags: str = ""
+    dry_run: bool = False
+    backfill: int = 0
+    max_concurrent_posts: int = 4
+    max_posts_per_day: int | None = None
+    max_post_age: float = 86400.0
+    post_timeout: float = 30.0
+    auth_retry_interval: float = 300.0
+    feed_timeout: float = 30.0
+    max_feed_bytes: int = 10 * 1024 * 1024
+    max_concurrent_fetches: int = 20
+    max_fetches_per_host: int = 2
+    max_backoff: float = 6 * 3600.0
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    log_format: str = "text"
+    shutdown_grace: float = 10.0
+
+    def __repr__(self) -> str:  # never print secrets
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.upper() in CREDENTIALS:
+                value = "***" if value else ""
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @property
+    def has_credentials(self) -> bool:
+        return all(getattr(self, name.lower()) for name in CREDENTIALS)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, require_feeds: bool = True,
+                 require_credentials: bool = True) -> Settings:
+        reader = _Reader(env)
+        d = cls()
+        values: dict[str, Any] = dict(
+            feed_urls=tuple(reader.get("FEED_URLS", _feed_urls, ())),
+            database_path=reader.get("DATABASE_PATH", _nonempty, d.database_path),
+            poll_interval=reader.get("POLL_INTERVAL", _positive_duration, d.poll_interval),
+            twitter_api_base_url=reader.get("TWITTER_API_BASE_URL", _base_url,
+                                            d.twitter_api_base_url),
+            tweet_template=reader.get("TWEET_TEMPLATE", _template, d.tweet_template),
+            hashtags=reader.get("HASHTAGS", _hashtags, d.hashtags),
+            dry_run=reader.get("DRY_RUN", _bool, d.dry_run),
+            backfill=reader.get("BACKFILL", _nonneg_int, d.backfill),
+            max_concurrent_posts=reader.get("MAX_CONCURRENT_POSTS", _pos_int,
+                                            d.max_concurrent_posts),
+            max_posts_per_day=reader.get("MAX_POSTS_PER_DAY", _optional_pos_int, None),
+            max_post_age=reader.get("MAX_POST_AGE", _positive_duration, d.max_post_age),
+            post_timeout=reader.get("POST_TIMEOUT", _positive_duration, d.post_timeout),
+            auth_retry_interval=reader.get("AUTH_RETRY_INTERVAL", _positive_duration,
+                                           d.auth_retry_interval),
+            feed_timeout=reader.get("FEED_TIMEOUT", _positive_duration, d.feed_timeout),
+            max_feed_bytes=reader.get("MAX_FEED_BYTES", _size, d.max_feed_bytes),
+            max_concurrent_fetches=reader.get("MAX_CONCURRENT_FETCHES", _pos_int,
+                                              d.max_concurrent_fetches),
+            max_fetches_per_host=reader.get("MAX_FETCHES_PER_HOST", _pos_int,
+                                            d.max_fetches_per_host),
+            max_backoff=reader.get("MAX_FEED_BACKOFF", _positive_duration, d.max_backoff),
+            http_host=reader.get("HTTP_HOST", _nonempty, d.http_host),
+            http_port=reader.get("HTTP_PORT", _port, d.http_port),
+            log_level=reader.get("LOG_LEVEL", _log_level, d.log_level),
+            log_format=reader.get("LOG_FORMAT", _log_format, d.log_format),
+            shutdown_grace=reader.get("SHUTDOWN_GRACE", _nonneg_duration, d.shutdown_grace),
+        )
+        for name in CREDENTIALS:
+            values[name.lower()] = env.get(name, "").strip()
+        settings = cls(**values)
+        problems = reader.problems
+        if require_feeds and not settings.feed_urls and "FEED_URLS" not in reader.bad:
+            problems.append(
+                "FEED_URLS: no feed to watch. Set FEED_URLS to one or more feed URLs "
+                "(separated by commas, spaces or newlines), e.g. "
+                "FEED_URLS=https://blog.example.org/feed.xml, or add one with "
+                "`python -m bot feeds add URL`"
+            )
+        if require_credentials and not settings.dry_run and not settings.has_credentials:
+            missing = [n for n in CREDENTIALS if not values[n.lower()]]
+            problems.append(
+                f"{', '.join(missing)}: missing. Posting needs the four OAuth 1.0a values "
+                "from the X developer portal (API Key, API Key Secret, Access Token, "
+                "Access Token Secret); or set DRY_RUN=1 to try the bot without posting"
+            )
+        if problems:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        return settings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+        self.bad: set[str] = set()
+
+    def get(self, name: str, convert: Callable[[str], T], default: T) -> T:
+        raw = self.env.get(name)
+        if raw is None or (raw.strip() == "" and convert is not _template):
+            return default
+        try:
+            return convert(raw)
+        except ValueError as exc:
+            self.bad.add(name)
+            self.problems.append(f"{name}={raw!r}: {exc}")
+            return default
+
+
+def _feed_urls(raw: str) -> list[str]:
+    urls = split_feed_urls(raw)
+    bad = [f"{u!r} ({why})" for u in urls if (why := check_feed_url(u))]
+    if bad:
+        raise ValueError("not a feed URL: " + ", ".join(bad))
+    return urls
+
+
+def _nonempty(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_duration(raw: str) -> float:
+    m = _DURATION.match(raw)
+    if not m:
+        raise ValueError("expected a number of seconds such as 300, 1.5 or 5m (units ms, s, m, h, d)")
+    return float(m.group(1)) * _UNIT[m.group(2).lower() if m.group(2) else None]
+
+
+def _positive_duration(raw: str) -> float:
+    value = _parse_duration(raw)
+    if value <= 0:
+        raise ValueError("expected a duration greater than 0")
+    return value
+
+
+def _nonneg_duration(raw: str) -> float:
+    return _parse_duration(raw)
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _nonneg_int(raw: str) -> int:
+    value = _int(raw)
+    if value < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return value
+
+
+def _pos_int(raw: str) -> int:
+    value = _int(raw)
+    if value < 1:
+        raise ValueError("expected a whole number, 1 or more")
+    return value
+
+
+def _optional_pos_int(raw: str) -> int | None:
+    if raw.strip().lower() in ("unlimited", "none", "0"):
+        return None
+    return _pos_int(raw)
+
+
+def _port(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a TCP port, 0 to 65535")
+    return value
+
+
+def _size(raw: str) -> int:
+    m = _SIZE.match(raw)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError("expected a size in bytes such as 10485760 or 10MiB")
+    return int(m.group(1)) * _SIZE_UNIT[m.group(2).lower() if m.group(2) else None]
+
+
+def _base_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http(s):// URL such as https://api.twitter.com")
+    return raw.strip().rstrip("/")
+
+
+def _template(raw: str) -> str:
+    try:
+        validate_template(raw)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return raw
+
+
+def _hashtags(raw: str) -> str:
+    tags = raw.replace(",", " ").split()
+    bad = [t for t in tags if not re.fullmatch(r"#?\w+", t)]
+    if bad:
+        raise ValueError(f"not a hashtag: {', '.join(bad)}; expected words like '#python #asyncio'")
+    return " ".join(t if t.startswith("#") else f"#{t}" for t in tags)
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return value

@@ -1,0 +1,471 @@
+"""Turn a fetched feed body into a :class:`ParsedFeed` of clean :class:`Entry` values.
+
+``parse_feed(body, url, content_type)`` is pure and synchronous (the caller runs it in an
+executor). It reads RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed 1.x and
+scripting.com's RSS-in-JSON with :mod:`json`, and raises only :class:`FeedParseError`.
+
+Rules worth knowing:
+
+* **Format sniffing** is by content, never by name: a body whose first non-blank byte is ``{``
+  is JSON, anything else goes to feedparser, always wrapped in a stream (given bare bytes,
+  feedparser would open them as a file name: ``b"/etc/passwd"``).
+* **Safety.** A document that declares XML entities in its DTD is refused up front
+  ("not a feed: XML entity declarations are not allowed"): no billion laughs, no external
+  entities; an ``<!ENTITY`` inside the content (CDATA) is not a declaration and is fine.
+  HTML is never sanitized by feedparser (we only keep its text), which also saves time.
+* **Encoding.** feedparser decides (HTTP charset, XML declaration, BOM, fallbacks). One
+  override: a body declared as a legacy single-byte charset (ISO-8859-*, windows-125x,
+  ASCII) that is non-ASCII *valid UTF-8* is read as UTF-8; such bytes are mislabelled UTF-8
+  in practice (``windows-1252-incorrect-prolog.xml`` gives "Euro €", not "Euro â‚¬").
+* **Entry.link is the publisher's own permalink**, so the same post read from two formats
+  of one site has the same link (the bot dedupes across feeds by link):
+
+  - JSON Feed: ``url`` (the spec's permalink), else ``external_url``;
+  - Atom/RSS: the alternate link (HTML type first), except that an entry's ``rel="related"``
+    link wins when it is on the feed's own site (host of the feed's home link or URL,
+    ignoring ``www.``). That is the linkblog convention of Daring Fireball: alternate = the
+    linked article (sometimes another DF page), related = the DF post, which is what its
+    JSON Feed gives as ``url`` (``external_url`` being the article). RSS has no such marker
+    (feedparser hides ``isPermaLink`` once ``<link>`` exists), so RSS linkblogs keep
+    ``<link>``;
+  - a guid stands in for a missing ``<link>`` only when it is an absolute URL;
+  - resolved against xml:base and the feed URL; anything but absolute http(s) becomes None.
+* **Entry.id** is the id/guid as written (not resolved against the feed URL, so it does not
+  change when the feed moves), else the link, else ``sha256:`` of title, date and the start
+  of the text. Ids are unique within one result: a repeated id gets ``#`` plus 12 hex digits
+  of that hash (scriptingNews.rss repeats two guids for different posts), and an entry that
+  repeats an earlier one exactly (same id, same content) is dropped.
+* **Text.** Titles, summaries and authors are plain text (tags dropped, ``<script>`` and
+  ``<style>`` bodies dropped, entities decoded, whitespace collapsed). An untitled entry takes
+  the first words of its text; an entry with neither keeps an empty title. The summary is
+  the summary, else the content; titles and summaries are capped at :data:`SUMMARY_MAX`.
+* **Dates** are aware UTC datetimes: published, else updated; JSON Feed dates without a zone
+  are UTC; ``2020/1/10 14:33:00`` (kc0011.rss; feedparser misreads it) is parsed here as UTC.
+* **Not a feed**: no entries and no feed version (or title) → an error: "looks like an HTML
+  page" for HTML, else feedparser's exception text. No entries plus a real XML error → error.
+  A well-formed feed with no entries is an empty :class:`ParsedFeed`; a broken feed that
+  still yields entries is returned as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+from feedparser.exceptions import ThingsNobodyCaresAboutButMe
+
+from bot.errors import FeedParseError
+from bot.models import Entry, ParsedFeed
+
+__all__ = ["SUMMARY_MAX", "parse_feed"]
+
+SUMMARY_MAX = 1000
+TITLE_MAX_CHARS = 100
+TITLE_MAX_WORDS = 12
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_JSON_FEED_VERSION = re.compile(r"https?://jsonfeed\.org/version/1(?:\.\d+)?/?")
+_XML_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([\w.:-]+)", re.I)
+_LEGACY_CHARSET = re.compile(r"(iso[-_]?8859[-_]?\d+|latin[-_]?1|(windows|cp)[-_]?125\d|"
+                             r"(us-)?ascii)", re.I)
+_WIDE_PREFIXES = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                  (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
+                  (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+                  (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"))
+_PROLOG_MARK = re.compile(rb"""<!--|<\?|<!ENTITY|<[^!?]|["']""")
+_PROLOG_CLOSE = {b"<!--": b"-->", b"<?": b"?>", b'"': b'"', b"'": b"'"}
+_SLASH_DATE = re.compile(r"\s*(\d{4})/(\d{1,2})/(\d{1,2})"
+                         r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Read ``body`` (fetched from ``url``); raise :class:`FeedParseError` and nothing else."""
+    try:
+        head = body.lstrip()
+        for bom in _BOMS:
+            if head.startswith(bom):
+                head = head[len(bom):].lstrip()
+                break
+        if not head:
+            raise FeedParseError("not a feed: empty body")
+        if head.startswith(b"{"):
+            return _parse_json(body, url)
+        return _parse_xml(body, url, content_type)
+    except FeedParseError:
+        raise
+    except Exception as exc:  # the contract: callers only ever see FeedParseError
+        raise FeedParseError(f"cannot parse feed: {type(exc).__name__}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- XML (feedparser)
+
+def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
+    if _declares_entities(body):
+        raise FeedParseError("not a feed: XML entity declarations are not allowed")
+    # No Content-Location: feedparser would resolve ids against it too (livemint's numeric
+    # guids would become URLs under the feed URL), tying ids to the fetch URL. Links are
+    # resolved here instead, after feedparser has applied xml:base.
+    headers = {"content-type": _content_type(body, content_type)}
+    d = feedparser.parse(io.BytesIO(body), response_headers=headers,
+                         sanitize_html=False, resolve_relative_uris=False)
+    feed, exc = d.get("feed") or {}, d.get("bozo_exception")
+    if not d.entries:
+        if not d.get("version") and _looks_like_html(body):
+            raise FeedParseError("not a feed: looks like an HTML page")
+        if exc is not None and not isinstance(exc, ThingsNobodyCaresAboutButMe):
+            raise FeedParseError(f"not a feed: {exc or type(exc).__name__}")
+        if not d.get("version") and not feed.get("title"):
+            raise FeedParseError("not a feed: no RSS, Atom or RDF content")
+    feed_link = _http_url(url, feed.get("link"))
+    site = {h for h in (_host(feed_link), _host(url)) if h}
+    title = _text(feed.get("title"), (feed.get("title_detail") or {}).get("type"))
+    return ParsedFeed(title=title, link=feed_link,
+                      entries=_unique(_xml_entry(e, url, site) for e in d.entries))
+
+
+def _xml_entry(e: Any, url: str, site: set[str]) -> tuple[Entry, str]:
+    title = _text(e.get("title"), (e.get("title_detail") or {}).get("type"), SUMMARY_MAX)
+    summary = ""
+    for detail in (e.get("summary_detail"), *(e.get("content") or ())):
+        if detail and detail.get("value"):
+            summary = _text(detail["value"], detail.get("type"), SUMMARY_MAX)
+            break
+    raw_date = e.get("published") or e.get("updated") or ""
+    published = _slash_date(raw_date) or _struct_date(e.get("published_parsed")
+                                                      or e.get("updated_parsed"))
+    author_detail = e.get("author_detail") or {}
+    author = _plain(author_detail.get("name") or e.get("author"))
+    tags = (t.get("term") or t.get("label") for t in e.get("tags") or () if isinstance(t, dict))
+    return _entry(e.get("id"), _xml_link(e, url, site), title, summary, author, tags,
+                  published, raw_date)
+
+
+def _xml_link(e: Any, url: str, site: set[str]) -> str | None:
+    alternate = html_alternate = related = None
+    for link in e.get("links") or ():
+        href, rel = link.get("href"), link.get("rel", "alternate")
+        if rel == "alternate" and href:
+            alternate = alternate or href
+            if html_alternate is None and (link.get("type") or "text/html") in _HTML_TYPES:
+                html_alternate = href
+        elif rel == "related" and related is None:
+            related = _http_url(url, href)
+    if related and _host(related) in site:
+        return related
+    if html_alternate or alternate:
+        return _http_url(url, html_alternate or alternate)
+    link = e.get("link")  # from a guid taken as permalink: only if it is an absolute URL
+    return _http_url(url, link) if not e.get("guidislink") else _http_url("", link)
+
+
+def _declares_entities(body: bytes) -> bool:
+    """True when the prolog (before the root element) holds an ``<!ENTITY`` declaration.
+
+    Linear scan that skips comments, PIs and quoted literals; ``<!ENTITY`` in CDATA inside
+    the document (a post about XML) is not a declaration and is not refused.
+    """
+    for prefix, codec in _WIDE_PREFIXES:  # UTF-16/32: scan a UTF-8 copy
+        if body.startswith(prefix):
+            body = body.decode(codec, "replace").encode("utf-8")
+            break
+    if b"<!ENTITY" not in body:
+        return False
+    pos = 0
+    while (m := _PROLOG_MARK.search(body, pos)) is not None:
+        token = m.group()
+        if token == b"<!ENTITY":
+            return True
+        closer = _PROLOG_CLOSE.get(token)
+        if closer is None:  # an element start: the prolog is over
+            return False
+        end = body.find(closer, m.end())
+        if end < 0:  # unterminated: no XML parser gets past it either
+            return False
+        pos = end + len(closer)
+    return False
+
+
+def _content_type(body: bytes, content_type: str | None) -> str:
+    """The Content-Type to show feedparser; forces UTF-8 for mislabelled UTF-8 bodies."""
+    mime, _, params = (content_type or "application/xml").partition(";")
+    charset = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", params, re.I)
+    declared = charset.group(1) if charset else None
+    if declared is None:
+        m = _XML_ENCODING.match(body[:300].lstrip().removeprefix(b"\xef\xbb\xbf"))
+        declared = m.group(1).decode("ascii") if m else None
+    if declared and _LEGACY_CHARSET.fullmatch(declared) and not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return f"{mime.strip()}; charset=utf-8"
+    return content_type or "application/xml"
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:1024].lstrip().removeprefix(b"\xef\xbb\xbf").lower()
+    return head.startswith(b"<!doctype html") or b"<html" in head
+
+
+# --------------------------------------------------------------------------- JSON
+
+def _parse_json(body: bytes, url: str) -> ParsedFeed:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise FeedParseError(f"not a feed: invalid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise FeedParseError("not a feed: invalid JSON (the top level is not an object)")
+    if "version" not in doc and isinstance(doc.get("rss"), dict):
+        return _parse_rss_in_json(doc["rss"], url)
+    version = doc.get("version")
+    if not isinstance(version, str) or not _JSON_FEED_VERSION.fullmatch(version.strip()):
+        raise FeedParseError(f"not a feed: unknown JSON Feed version {str(version or '')!r}")
+    feed_link = _http_url(url, _str(doc.get("home_page_url")))
+    feed_authors = _json_authors(doc)
+    entries = (_json_entry(item, url, feed_authors)
+               for item in _as_list(doc.get("items")) if isinstance(item, dict))
+    return ParsedFeed(title=_plain(_str(doc.get("title"))), link=feed_link,
+                      entries=_unique(entries))
+
+
+def _json_entry(item: dict[str, Any], url: str, feed_authors: str) -> tuple[Entry, str]:
+    link = _http_url(url, _str(item.get("url"))) or _http_url(url, _str(item.get("external_url")))
+    summary = ""
+    for key, kind in (("summary", "text"), ("content_text", "text"), ("content_html", "html")):
+        if value := _str(item.get(key)):
+            summary = _text(value, kind, SUMMARY_MAX)
+            break
+    raw_date = _str(item.get("date_published")) or _str(item.get("date_modified")) or ""
+    return _entry(item.get("id"), link, _plain(_str(item.get("title"))), summary,
+                  _json_authors(item) or feed_authors, _as_list(item.get("tags")),
+                  _iso_date(raw_date), raw_date)
+
+
+def _json_authors(obj: dict[str, Any]) -> str:
+    authors = _as_list(obj.get("authors")) or _as_list(obj.get("author"))
+    names = (_plain(_str(a.get("name"))) for a in authors if isinstance(a, dict))
+    return ", ".join(n for n in names if n)
+
+
+def _parse_rss_in_json(rss: dict[str, Any], url: str) -> ParsedFeed:
+    """scripting.com's RSS-in-JSON: ``{"rss": {"channel": {"item": [...]}}}``."""
+    channel = rss.get("channel")
+    channel = channel if isinstance(channel, dict) else {}
+    entries = []
+    for item in _as_list(channel.get("item")):
+        if not isinstance(item, dict):
+            continue
+        raw_date = _str(item.get("pubDate")) or ""
+        entries.append(_entry(item.get("guid"), _http_url(url, _str(item.get("link"))),
+                              _plain(_str(item.get("title"))),
+                              _text(_str(item.get("description")), "html", SUMMARY_MAX),
+                              _plain(_str(item.get("author"))), _as_list(item.get("category")),
+                              _rfc822_date(raw_date), raw_date))
+    return ParsedFeed(title=_plain(_str(channel.get("title"))),
+                      link=_http_url(url, _str(channel.get("link"))), entries=_unique(entries))
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def _entry(raw_id: object, link: str | None, title: str, summary: str, author: str,
+           tags: Iterable[Any], published: datetime | None, raw_date: str) -> tuple[Entry, str]:
+    """Build an Entry (position set later) and return it with its content digest."""
+    if isinstance(raw_id, (int, float)) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)
+    date_key = published.isoformat() if published else raw_date
+    digest = hashlib.sha256(f"{title}\n{date_key}\n{summary[:200]}".encode()).hexdigest()
+    entry_id = (raw_id.strip() if isinstance(raw_id, str) else "") or link or f"sha256:{digest}"
+    categories = dict.fromkeys(c for t in tags if isinstance(t, str) and (c := _plain(t)))
+    if not title and summary:
+        title = _shorten(summary, TITLE_MAX_CHARS, TITLE_MAX_WORDS)
+    return Entry(id=entry_id, link=link, title=title, summary=summary, author=author,
+                 categories=tuple(categories), published=published), digest
+
+
+def _unique(items: Iterable[tuple[Entry, str]]) -> list[Entry]:
+    """Number entries in order; give repeated ids a digest suffix; drop exact repeats."""
+    seen: set[str] = set()
+    seen_content: set[tuple[str, str]] = set()
+    out: list[Entry] = []
+    for entry, digest in items:
+        if (entry.id, digest) in seen_content:
+            continue
+        seen_content.add((entry.id, digest))
+        entry_id = entry.id if entry.id not in seen else f"{entry.id}#{digest[:12]}"
+        if entry_id in seen:
+            continue
+        seen.add(entry_id)
+        out.append(replace(entry, id=entry_id, position=len(out)))
+    return out
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _as_list(value: object) -> list[Any]:
+    """A JSON value as a list: a list as is, one object or string as a list of one."""
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, (dict, str)) else []
+
+
+def _host(link: str | None) -> str:
+    if not link:
+        return ""
+    try:
+        host = urlsplit(link).hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def _http_url(base: str, href: str | None) -> str | None:
+    """``href`` made absolute against ``base``; None unless it is an http(s) URL with a host."""
+    if not href or not (href := href.strip()):
+        return None
+    try:
+        absolute = urljoin(base, href)
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    return absolute if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text of an HTML fragment, minus <script>/<style>, with block breaks."""
+
+    _SKIP = frozenset({"script", "style"})
+    _BLOCK = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3",
+                        "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article",
+                        "figure", "figcaption", "table", "dd", "dt", "img"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.size = 0
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+            self.size += len(" ".join(data.split()))  # a lower bound of the final length
+
+
+def _html_to_text(markup: str, limit: int | None) -> str:
+    parser = _TextExtractor()
+    step = 4096
+    for start in range(0, len(markup), step):  # stop early once there is enough text
+        parser.feed(markup[start:start + step])
+        if limit is not None and parser.size > limit:
+            break
+    else:
+        parser.close()
+    return " ".join("".join(parser.parts).split())
+
+
+def _plain(value: str | None) -> str:
+    if not value:
+        return ""
+    if "&" in value:
+        value = html.unescape(value)
+    return " ".join(value.split())
+
+
+def _text(value: str | None, kind: str | None, limit: int | None = None) -> str:
+    """Plain text of a value whose type is html/xhtml or plain; shortened to ``limit``."""
+    if not value:
+        return ""
+    is_html = kind is not None and "html" in kind and "<" in value
+    text = _html_to_text(value, limit) if is_html else _plain(value)
+    return _shorten(text, limit) if limit else text
+
+
+def _shorten(text: str, max_chars: int, max_words: int | None = None) -> str:
+    """At most ``max_words`` words and ``max_chars`` characters, cut on a word boundary when
+    there is one, ending in "…" when anything was cut. ``text`` is whitespace-collapsed."""
+    out, cut = text, False
+    if max_words is not None:
+        words = text.split(" ", max_words)
+        if len(words) > max_words:
+            out, cut = " ".join(words[:max_words]), True
+    if len(out) > max_chars:
+        window = out[:max_chars]
+        space = window.rfind(" ")
+        out, cut = (window[:space] if space > 0 else window[:max_chars - 1]), True
+    return out.rstrip(" ,;:.-–—") + "…" if cut else out
+
+
+def _struct_date(value: Any) -> datetime | None:
+    """feedparser's *_parsed (a UTC struct_time) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(v) for v in value[:6])
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _slash_date(raw: str) -> datetime | None:
+    m = _SLASH_DATE.fullmatch(raw) if "/" in raw else None
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g or 0) for g in m.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _iso_date(raw: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return _rfc822_date(raw)
+    return _utc(value)
+
+
+def _rfc822_date(raw: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return _utc(value)
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware UTC; a naive value is taken as UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,464 @@
+"""SQLite storage through aiosqlite: migrations, feeds, entries, posts.
+
+One connection in autocommit mode; every operation takes ``self._lock`` so that the
+statements of one transaction are never interleaved with another task's. Transactions are
+explicit (``BEGIN IMMEDIATE`` … ``COMMIT``). The schema lives in ``migrations/NNNN_name.sql``
+and is tracked by ``PRAGMA user_version``; a database newer than the code is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from bot.errors import SchemaTooNewError, StorageError
+from bot.models import Entry
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+# SQLite's default limit on host parameters is 32766 (3.32+); stay far below it.
+_CHUNK = 500
+
+POST_STATES = ("pending", "sending", "sent", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    id: int
+    url: str
+    title: str
+    origin: str
+    active: bool
+    paused: bool
+    gone: bool
+    baselined: bool
+    etag: str | None
+    last_modified: str | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    last_polled_at: float | None
+    last_success_at: float | None
+    next_poll_at: float
+    template: str | None
+    hashtags: str | None
+    include_re: str | None
+    exclude_re: str | None
+    backfill: int | None
+
+    @property
+    def state(self) -> str:
+        if self.gone:
+            return "gone"
+        if self.paused:
+            return "paused"
+        if not self.active:
+            return "inactive"
+        if self.consecutive_failures:
+            return "failing"
+        return "ok" if self.last_success_at else "new"
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    id: int
+    entry_id: int
+    text: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    tweet_id: str | None
+    created_at: float
+    sent_at: float | None
+    feed_url: str = ""
+    link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPost:
+    """An entry to record together with the text of the post it is owed."""
+
+    entry: Entry
+    text: str | None  # None: record as seen, post nothing
+
+
+def available_migrations(directory: Path | None = None) -> list[tuple[int, Path]]:
+    directory = directory or MIGRATIONS_DIR
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _MIGRATION_NAME.match(path.name)
+        if not m:
+            raise StorageError(f"migration file {path.name!r} is not named NNNN_name.sql")
+        found.append((int(m.group(1)), path))
+    numbers = [n for n, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise StorageError(f"migrations in {directory} are not numbered 0001, 0002, …: {numbers}")
+    return found
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
+        self.db = db
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    # -- opening and migrating ---------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str, *, migrate: bool = True) -> Store:
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {path!r}: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        store = cls(db, path)
+        try:
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL is durable against a killed process (not against power loss).
+            await db.execute("PRAGMA synchronous = NORMAL")
+            if migrate:
+                await store.migrate()
+            else:
+                await store.check_version()
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StorageError(f"{path!r} is not a usable SQLite database: {exc}") from exc
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self.db.close()
+
+    async def user_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def check_version(self) -> int:
+        try:
+            version = await self.user_version()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path!r} is not a usable SQLite database: {exc}") from exc
+        latest = len(available_migrations())
+        if version > latest:
+            raise SchemaTooNewError(
+                f"the database {self.path!r} has schema version {version}, but this version "
+                f"of the bot knows only up to {latest}: it was written by a newer bot. "
+                "Upgrade the bot, or point DATABASE_PATH at another file."
+            )
+        return version
+
+    async def migrate(self) -> int:
+        """Apply every migration newer than the database, each in its own transaction."""
+        async with self._lock:
+            version = await self.check_version()
+            for number, path in available_migrations():
+                if number <= version:
+                    continue
+                script = path.read_text(encoding="utf-8")
+                try:
+                    await self.db.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\n;PRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except sqlite3.Error as exc:
+                    if self.db.in_transaction:
+                        await self.db.execute("ROLLBACK")
+                    raise StorageError(f"migration {path.name} failed: {exc}") from exc
+                log.info("migration_applied name=%s version=%d", path.name, number)
+            return await self.user_version()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            else:
+                await self.db.execute("COMMIT")
+
+    async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        async with self._lock, self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def _fetchone(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        async with self._lock, self.db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        async with self._lock, self.db.execute(sql, params) as cur:
+            return cur.rowcount
+
+    # -- feeds -----------------------------------------------------------------------------
+
+    async def sync_env_feeds(self, urls: Iterable[str], now: float) -> tuple[list[str], list[str]]:
+        """Make the 'env' feeds match FEED_URLS. Returns (added, deactivated) URLs."""
+        wanted = list(dict.fromkeys(urls))
+        async with self._transaction() as db:
+            async with db.execute("SELECT url, origin, active FROM feeds") as cur:
+                existing = {r["url"]: r for r in await cur.fetchall()}
+            added = [u for u in wanted if u not in existing]
+            await db.executemany(
+                "INSERT INTO feeds (url, origin, created_at) VALUES (?, 'env', ?)",
+                [(u, now) for u in added],
+            )
+            await db.executemany(
+                "UPDATE feeds SET active = 1 WHERE url = ? AND active = 0 AND origin = 'env'",
+                [(u,) for u in wanted if u in existing],
+            )
+            dropped = [u for u, r in existing.items()
+                       if r["origin"] == "env" and r["active"] and u not in wanted]
+            await db.executemany("UPDATE feeds SET active = 0 WHERE url = ?",
+                                 [(u,) for u in dropped])
+        return added, dropped
+
+    async def add_feed(self, url: str, now: float, **settings: object) -> FeedRow:
+        columns = {k: v for k, v in settings.items()
+                   if k in ("template", "hashtags", "include_re", "exclude_re", "backfill")}
+        async with self._transaction() as db:
+            async with db.execute("SELECT id FROM feeds WHERE url = ?", (url,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                await db.execute("INSERT INTO feeds (url, origin, created_at) VALUES (?, 'cli', ?)",
+                                 (url, now))
+            else:
+                await db.execute("UPDATE feeds SET active = 1 WHERE url = ?", (url,))
+            for name, value in columns.items():
+                await db.execute(f"UPDATE feeds SET {name} = ? WHERE url = ?", (value, url))
+        feed = await self.feed_by_url(url)
+        assert feed is not None
+        return feed
+
+    async def set_feed_flag(self, url: str, **flags: int) -> bool:
+        assignments = ", ".join(f"{k} = ?" for k in flags if k in ("active", "paused", "gone"))
+        changed = await self._execute(f"UPDATE feeds SET {assignments} WHERE url = ?",
+                                      (*flags.values(), url))
+        return changed > 0
+
+    async def feed_by_url(self, url: str) -> FeedRow | None:
+        row = await self._fetchone("SELECT * FROM feeds WHERE url = ?", (url,))
+        return _feed(row) if row else None
+
+    async def feeds(self, *, pollable_only: bool = False) -> list[FeedRow]:
+        where = "WHERE active = 1 AND paused = 0 AND gone = 0" if pollable_only else ""
+        return [_feed(r) for r in await self._fetchall(f"SELECT * FROM feeds {where} ORDER BY id")]
+
+    async def feed_counts(self) -> dict[int, tuple[int, int]]:
+        """feed id -> (articles seen, posts sent)."""
+        rows = await self._fetchall(
+            "SELECT e.feed_id, COUNT(*) AS seen, "
+            "SUM(CASE WHEN p.state = 'sent' THEN 1 ELSE 0 END) AS sent "
+            "FROM entries e LEFT JOIN posts p ON p.entry_id = e.id GROUP BY e.feed_id"
+        )
+        return {r["feed_id"]: (r["seen"], r["sent"] or 0) for r in rows}
+
+    async def update_feed(self, feed_id: int, **values: object) -> None:
+        allowed = {
+            "title", "etag", "last_modified", "last_status", "last_error", "consecutive_failures",
+            "last_polled_at", "last_success_at", "next_poll_at", "gone", "url", "baselined",
+        }
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"unknown feed columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        await self._execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
+                            (*values.values(), feed_id))
+
+    # -- entries -----------------------------------------------------------------------------
+
+    async def seen(self, feed_id: int, entries: Sequence[Entry]) -> tuple[set[str], set[str]]:
+        """Which of these entries' ids this feed has seen, and which links any feed has seen."""
+        keys = list({e.id for e in entries})
+        links = list({e.link for e in entries if e.link})
+        seen_keys: set[str] = set()
+        seen_links: set[str] = set()
+        async with self._lock:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i:i + _CHUNK]
+                sql = (f"SELECT entry_key FROM entries WHERE feed_id = ? AND entry_key IN "
+                       f"({','.join('?' * len(chunk))})")
+                async with self.db.execute(sql, (feed_id, *chunk)) as cur:
+                    seen_keys.update(r[0] for r in await cur.fetchall())
+            for i in range(0, len(links), _CHUNK):
+                chunk = links[i:i + _CHUNK]
+                sql = f"SELECT link FROM entries WHERE link IN ({','.join('?' * len(chunk))})"
+                async with self.db.execute(sql, chunk) as cur:
+                    seen_links.update(r[0] for r in await cur.fetchall())
+        return seen_keys, seen_links
+
+    async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,
+                          **feed_values: object) -> list[int]:
+        """In ONE transaction: the new entries, a pending post for each that has text, and
+        the feed's new state (validators, title, schedule). Returns the new post ids."""
+        post_ids: list[int] = []
+        async with self._transaction() as db:
+            for item in new:
+                e = item.entry
+                published = e.published.timestamp() if e.published else None
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO entries "
+                    "(feed_id, entry_key, link, title, published_at, first_seen_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (feed_id, e.id, e.link, e.title[:500], published, now),
+                )
+                if item.text is not None and cur.rowcount == 1 and cur.lastrowid:
+                    pcur = await db.execute(
+                        "INSERT INTO posts (entry_id, text, created_at) VALUES (?, ?, ?)",
+                        (cur.lastrowid, item.text, now),
+                    )
+                    if pcur.lastrowid:
+                        post_ids.append(pcur.lastrowid)
+            if feed_values:
+                assignments = ", ".join(f"{k} = ?" for k in feed_values)
+                await db.execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
+                                 (*feed_values.values(), feed_id))
+        return post_ids
+
+    # -- posts -------------------------------------------------------------------------------
+
+    async def requeue_interrupted(self) -> int:
+        """At start-up: a post left 'sending' by a crash goes back to 'pending'."""
+        return await self._execute(
+            "UPDATE posts SET state = 'pending', next_attempt_at = 0 WHERE state = 'sending'"
+        )
+
+    async def due_posts(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Post]:
+        excluded = list(exclude)
+        not_in = f"AND id NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+        rows = await self._fetchall(
+            f"SELECT * FROM posts WHERE state = 'pending' AND next_attempt_at <= ? {not_in} "
+            "ORDER BY id LIMIT ?",
+            (now, *excluded, limit),
+        )
+        return [_post(r) for r in rows]
+
+    async def next_due_at(self) -> float | None:
+        row = await self._fetchone(
+            "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'pending'"
+        )
+        return row[0] if row and row[0] is not None else None
+
+    async def claim(self, post_id: int) -> bool:
+        """pending -> sending, committed before the call to X. False if someone else has it."""
+        return await self._execute(
+            "UPDATE posts SET state = 'sending', attempts = attempts + 1 "
+            "WHERE id = ? AND state = 'pending'", (post_id,)
+        ) == 1
+
+    async def mark_sent(self, post_id: int, tweet_id: str | None, now: float,
+                        note: str | None = None) -> None:
+        await self._execute(
+            "UPDATE posts SET state = 'sent', tweet_id = ?, sent_at = ?, last_error = ? "
+            "WHERE id = ?", (tweet_id, now, note, post_id)
+        )
+
+    async def mark_pending(self, post_id: int, next_attempt_at: float, error: str | None,
+                           *, refund_attempt: bool = False) -> None:
+        await self._execute(
+            "UPDATE posts SET state = 'pending', next_attempt_at = ?, last_error = ?, "
+            "attempts = attempts - ? WHERE id = ?",
+            (next_attempt_at, error, 1 if refund_attempt else 0, post_id),
+        )
+
+    async def mark_failed(self, post_id: int, error: str) -> None:
+        await self._execute(
+            "UPDATE posts SET state = 'failed', last_error = ? WHERE id = ?", (error, post_id)
+        )
+
+    async def retry_failed(self, post_ids: Iterable[int] | None) -> int:
+        """failed -> pending again (all failed posts when ``post_ids`` is None)."""
+        if post_ids is None:
+            return await self._execute(
+                "UPDATE posts SET state = 'pending', next_attempt_at = 0, attempts = 0, "
+                "created_at = strftime('%s','now') WHERE state = 'failed'"
+            )
+        changed = 0
+        for pid in post_ids:
+            changed += await self._execute(
+                "UPDATE posts SET state = 'pending', next_attempt_at = 0, attempts = 0, "
+                "created_at = strftime('%s','now') WHERE id = ? AND state = 'failed'", (pid,)
+            )
+        return changed
+
+    async def post(self, post_id: int) -> Post | None:
+        row = await self._fetchone("SELECT * FROM posts WHERE id = ?", (post_id,))
+        return _post(row) if row else None
+
+    async def posts(self, state: str | None = None, limit: int = 1000) -> list[Post]:
+        where = "WHERE p.state = ?" if state else ""
+        params: tuple[object, ...] = (state, limit) if state else (limit,)
+        rows = await self._fetchall(
+            "SELECT p.*, f.url AS feed_url, e.link AS link FROM posts p "
+            "JOIN entries e ON e.id = p.entry_id JOIN feeds f ON f.id = e.feed_id "
+            f"{where} ORDER BY p.id DESC LIMIT ?", params
+        )
+        return [_post(r) for r in rows]
+
+    async def post_counts(self) -> dict[str, int]:
+        rows = await self._fetchall("SELECT state, COUNT(*) FROM posts GROUP BY state")
+        counts = dict.fromkeys(POST_STATES, 0)
+        counts.update({r[0]: r[1] for r in rows})
+        return counts
+
+    async def sent_since(self, since: float) -> list[float]:
+        """Times of the posts sent since ``since``, oldest first (for the daily budget)."""
+        rows = await self._fetchall(
+            "SELECT sent_at FROM posts WHERE sent_at >= ? AND tweet_id IS NOT NULL "
+            "ORDER BY sent_at", (since,)
+        )
+        return [r[0] for r in rows]
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        row = await self._fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)
+        )
+
+
+def _feed(row: sqlite3.Row) -> FeedRow:
+    return FeedRow(
+        id=row["id"], url=row["url"], title=row["title"], origin=row["origin"],
+        active=bool(row["active"]), paused=bool(row["paused"]), gone=bool(row["gone"]),
+        baselined=bool(row["baselined"]), etag=row["etag"], last_modified=row["last_modified"],
+        last_status=row["last_status"], last_error=row["last_error"],
+        consecutive_failures=row["consecutive_failures"], last_polled_at=row["last_polled_at"],
+        last_success_at=row["last_success_at"], next_poll_at=row["next_poll_at"],
+        template=row["template"], hashtags=row["hashtags"], include_re=row["include_re"],
+        exclude_re=row["exclude_re"], backfill=row["backfill"],
+    )
+
+
+def _post(row: sqlite3.Row) -> Post:
+    keys = row.keys()
+    return Post(
+        id=row["id"], entry_id=row["entry_id"], text=row["text"], state=row["state"],
+        attempts=row["attempts"], next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"], tweet_id=row["tweet_id"], created_at=row["created_at"],
+        sent_at=row["sent_at"],
+        feed_url=row["feed_url"] if "feed_url" in keys else "",
+        link=row["link"] if "link" in keys else None,
+    )

@@ -1,0 +1,231 @@
+"""The X client: tweepy's AsyncClient, pointed at ``TWITTER_API_BASE_URL``, its answers
+translated into :class:`Outcome` values the dispatcher acts on.
+
+tweepy hard-codes ``https://api.twitter.com`` in ``AsyncClient.request`` and opens a session
+per request when none is set; :class:`_Client` overrides ``request`` to use our base URL (the
+OAuth 1.0a signature covers the URL actually requested) and one shared session, and reads
+error bodies that are not JSON (an HTML 502 from a proxy) instead of crashing on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any, Literal
+
+import aiohttp
+import tweepy
+from oauthlib.oauth1 import Client as OAuthClient
+from tweepy.asynchronous import AsyncClient
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["sent", "duplicate", "retry", "rate_limited", "auth", "credits", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt to post came to.
+
+    sent          X confirmed: ``tweet_id`` holds the new tweet's id
+    duplicate     403 duplicate content: the text is already on X; settled, never retried
+    retry         transient (5xx, non-JSON body, timeout, connection error): back off, retry
+    rate_limited  429: close the gate until ``retry_at`` (None: no header said when)
+    auth          401: the credentials are wrong or revoked
+    credits       402: the account is out of pay-per-use credits
+    failed        400 or another 403: this text will never be accepted; ``reason`` says why
+    """
+
+    kind: Kind
+    tweet_id: str | None = None
+    reason: str = ""
+    retry_at: float | None = None
+    status: int | None = None
+
+
+def _header_float(headers: Any, name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as epoch seconds: delta-seconds or an HTTP date."""
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return now + seconds if math.isfinite(seconds) else None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": UTC, says RFC 5322
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def rate_limit_reset(headers: Any, now: float) -> float | None:
+    """When a 429's wall ends, as epoch seconds; None when no header names a future time.
+
+    In order: a spent 24-hour budget's reset (user, then app), since waiting for the
+    15-minute reset would only retry into the same wall; else ``x-rate-limit-reset``; else
+    ``Retry-After`` (seconds or an HTTP date). A reset that is already past is no answer
+    (a zero wait would hammer X): the next header is tried, and None means "back off".
+    """
+    candidates: list[float | None] = []
+    for scope in ("user", "app"):
+        remaining = _header_float(headers, f"x-{scope}-limit-24hour-remaining")
+        if remaining is not None and remaining <= 0:
+            candidates.append(_header_float(headers, f"x-{scope}-limit-24hour-reset"))
+    candidates.append(_header_float(headers, "x-rate-limit-reset"))
+    candidates.append(_retry_after(headers.get("retry-after"), now))
+    for reset in candidates:
+        if reset is not None and reset > now:
+            return reset
+    return None
+
+
+_ERRORS: dict[int, type[tweepy.HTTPException]] = {
+    400: tweepy.BadRequest, 401: tweepy.Unauthorized, 403: tweepy.Forbidden,
+    404: tweepy.NotFound, 429: tweepy.TooManyRequests,
+}
+
+
+def _error_payload(body: bytes) -> dict[str, Any]:
+    """An error body as tweepy's exceptions want it: X's problem+json, or a stand-in whose
+    ``detail`` quotes the start of whatever else came (an HTML page from a proxy)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        errors = payload.get("errors")
+        if errors is None or (isinstance(errors, list)
+                              and all(isinstance(e, dict | str) for e in errors)):
+            return payload
+    text = " ".join(body[:200].decode("utf-8", "replace").split())
+    if text.startswith("<"):
+        title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = f"HTML page: {title.group(1).strip()}" if title else "HTML page"
+    return {"detail": f"non-JSON body: {text[:120]}" if text else "empty body"}
+
+
+class _Client(AsyncClient):  # type: ignore[misc]
+    def __init__(self, *args: Any, base_url: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.base_url = base_url.rstrip("/")
+
+    async def request(self, method: str, route: str, params: Any = None, json: Any = None,
+                      user_auth: bool = False) -> Any:
+        headers = {"User-Agent": self.user_agent}
+        if json is not None:
+            headers["Content-Type"] = "application/json"
+        url = self.base_url + route
+        oauth = OAuthClient(self.consumer_key, self.consumer_secret, self.access_token,
+                            self.access_token_secret)
+        url = str(URL(url).with_query(sorted((params or {}).items())))
+        url, headers, _ = oauth.sign(url, method, headers=headers)
+        before, _, query = url.partition("?")
+        target = URL(f"{before}?{query.replace(':', '%3A')}" if query else before, encoded=True)
+        # The body is read inside the block, so the connection goes back to the pool (or,
+        # when a timeout cancels us half-way, is closed) before we return.
+        async with self.session.request(method, target, json=json, headers=headers) as response:
+            body = await response.read()
+        if 200 <= response.status < 300:
+            return response
+        exc_type = _ERRORS.get(response.status)
+        if exc_type is None:
+            exc_type = tweepy.TwitterServerError if response.status >= 500 else tweepy.HTTPException
+        raise exc_type(response, response_json=_error_payload(body))
+
+
+def _detail(exc: tweepy.HTTPException) -> str:
+    messages = [str(m) for m in exc.api_messages if m]
+    status = getattr(exc.response, "status", "?")
+    return f"HTTP {status}: " + ("; ".join(messages) if messages else str(exc).splitlines()[0])
+
+
+class XClient:
+    """Posts a text and says what came of it. Never raises for an answer from X (nor for
+    the lack of one): every call ends in an :class:`Outcome` within ``timeout`` seconds."""
+
+    def __init__(self, *, api_key: str, api_secret: str, access_token: str,
+                 access_token_secret: str, base_url: str, session: aiohttp.ClientSession,
+                 timeout: float = 30.0, clock: Callable[[], float] | None = None) -> None:
+        self._client = _Client(consumer_key=api_key, consumer_secret=api_secret,
+                               access_token=access_token, access_token_secret=access_token_secret,
+                               base_url=base_url)
+        self._client.session = session
+        self.timeout = timeout
+        self.clock = clock or time.time
+
+    async def post(self, text: str) -> Outcome:
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.create_tweet(text=text, user_auth=True)
+        except tweepy.TooManyRequests as exc:
+            return Outcome("rate_limited", reason=_detail(exc), status=429,
+                           retry_at=rate_limit_reset(exc.response.headers, self.clock()))
+        except tweepy.Unauthorized as exc:
+            return Outcome("auth", reason=_detail(exc), status=401)
+        except tweepy.Forbidden as exc:
+            if any("duplicate content" in str(m).lower() for m in exc.api_messages):
+                return Outcome("duplicate", reason=_detail(exc), status=403)
+            return Outcome("failed", reason=_detail(exc), status=403)
+        except tweepy.BadRequest as exc:
+            return Outcome("failed", reason=_detail(exc), status=400)
+        except tweepy.TwitterServerError as exc:
+            return Outcome("retry", reason=_detail(exc), status=exc.response.status)
+        except tweepy.HTTPException as exc:
+            status = getattr(exc.response, "status", None)
+            if status == 402:
+                return Outcome("credits", reason=_detail(exc), status=402)
+            if status in _RETRY_4XX or status is None or not 400 <= status < 500:
+                return Outcome("retry", reason=_detail(exc), status=status)
+            return Outcome("failed", reason=_detail(exc), status=status)
+        except TimeoutError:
+            return Outcome("retry", reason=f"no answer from X within {self.timeout:g} s")
+        except aiohttp.ContentTypeError as exc:  # a 2xx whose body is not JSON
+            return Outcome("retry", reason=f"unreadable answer from X: {exc.message}",
+                           status=exc.status or None)
+        except (aiohttp.ClientError, OSError) as exc:
+            return Outcome("retry", reason=f"connection error: {type(exc).__name__}: {exc}")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not X's shape
+            return Outcome("retry", reason=f"unreadable answer from X: {type(exc).__name__}")
+        data = response.data if response is not None else None
+        tweet_id = str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
+        if tweet_id is None:
+            return Outcome("retry", reason="X answered 2xx without a tweet id")
+        return Outcome("sent", tweet_id=tweet_id, status=201)
+
+
+# 404/405: the endpoint is not where TWITTER_API_BASE_URL says (a proxy or a setting to fix),
+# not a verdict on this text; 408/409/425: X's own "try again".
+_RETRY_4XX = frozenset({404, 405, 408, 409, 425})
+
+
+class DryRunClient:
+    """DRY_RUN: do everything but post; log the text that would be tweeted."""
+
+    async def post(self, text: str) -> Outcome:
+        log.debug("dry_run_tweet text=%r", text)
+        print(f"[dry run] would tweet: {text}", flush=True)
+        return Outcome("sent", tweet_id=None, reason="dry run")

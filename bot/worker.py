@@ -1,0 +1,379 @@
+"""The service: wiring, the per-feed schedule, polling, and graceful shutdown.
+
+Each feed has its own next-poll time; every poll is its own task, so a slow or failing feed
+never holds up another. A poll fetches, parses off the event loop, decides, and writes the
+new entries, their pending posts and the feed's new validators in one transaction; then it
+wakes the dispatcher and returns. Polling never waits for X.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import aiohttp
+
+from bot.compose import compose
+from bot.config import Settings
+from bot.decide import Filters, decide
+from bot.dispatch import Dispatcher, Poster
+from bot.errors import ConfigError, FeedError, FeedGoneError
+from bot.feeds import Fetcher, FetchResult
+from bot.metrics import Metrics
+from bot.parse import parse_feed
+from bot.store import FeedRow, NewPost, Store
+from bot.twitter import DryRunClient, XClient
+
+log = logging.getLogger(__name__)
+
+FEED_REFRESH_INTERVAL = 30.0  # pick up `bot feeds add/pause/...` made while running
+
+
+@dataclass(slots=True)
+class PollReport:
+    url: str
+    status: int | None = None
+    new: int = 0
+    error: str | None = None
+
+
+class Worker:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time,
+                 poster: Poster | None = None, executor: Executor | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
+        self._poster = poster
+        self._executor = executor
+        self.store: Store | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.fetcher: Fetcher | None = None
+        self.feeds: dict[int, FeedRow] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._polling: dict[int, asyncio.Task[PollReport]] = {}
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.last_successful_poll: float | None = None
+        self.started_at = clock()
+
+    # -- start and stop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        self.store = await Store.open(s.database_path)
+        now = self.clock()
+        added, dropped = await self.store.sync_env_feeds(s.feed_urls, now)
+        for url in added:
+            log.info("feed_added url=%s first_poll=baseline backfill=%d", url, s.backfill)
+        for url in dropped:
+            log.info("feed_dropped url=%s reason=not_in_FEED_URLS history=kept", url)
+        await self._load_feeds()
+        if not self.feeds:
+            raise ConfigError(
+                "no feed to watch: set FEED_URLS (e.g. FEED_URLS=https://blog.example.org/feed.xml) "
+                "or add one with `python -m bot feeds add URL`"
+            )
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.feed_timeout),
+            connector=aiohttp.TCPConnector(limit=max(s.max_concurrent_fetches,
+                                                     s.max_concurrent_posts) + 8),
+        )
+        self.fetcher = Fetcher(self.session, timeout=s.feed_timeout, max_bytes=s.max_feed_bytes,
+                               max_concurrent=s.max_concurrent_fetches,
+                               max_per_host=s.max_fetches_per_host)
+        poster = self._poster or self._make_poster()
+        self.dispatcher = Dispatcher(
+            self.store, poster, max_concurrent=s.max_concurrent_posts,
+            max_post_age=s.max_post_age, max_per_day=s.max_posts_per_day,
+            auth_retry_interval=s.auth_retry_interval, clock=self.clock, metrics=self.metrics,
+        )
+        await self.dispatcher.start()
+        log.info("worker_started feeds=%d dry_run=%s poll_interval=%gs database=%s",
+                 len(self.feeds), s.dry_run, s.poll_interval, s.database_path)
+
+    def _make_poster(self) -> Poster:
+        s = self.settings
+        if s.dry_run:
+            return DryRunClient()
+        assert self.session is not None
+        return XClient(api_key=s.twitter_api_key, api_secret=s.twitter_api_secret,
+                       access_token=s.twitter_access_token,
+                       access_token_secret=s.twitter_access_token_secret,
+                       base_url=s.twitter_api_base_url, session=self.session,
+                       timeout=s.post_timeout, clock=self.clock)
+
+    def stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("shutdown_requested")
+        self._stop.set()
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop polling, give posts in flight the grace period, close everything."""
+        polls = list(self._polling.values())
+        if polls:
+            _, still = await asyncio.wait(polls, timeout=2.0)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+        if self.dispatcher is not None:
+            await self.dispatcher.close(self.settings.shutdown_grace)
+        if self.session is not None:
+            await self.session.close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("worker_stopped")
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    async def _load_feeds(self) -> None:
+        assert self.store is not None
+        rows = await self.store.feeds(pollable_only=True)
+        fresh = {f.id: f for f in rows}
+        for fid, feed in fresh.items():
+            known = self.feeds.get(fid)
+            if known is None or fid not in self._polling:
+                if known is None or known.next_poll_at != feed.next_poll_at:
+                    heapq.heappush(self._heap, (feed.next_poll_at, fid))
+                self.feeds[fid] = feed
+        for fid in list(self.feeds):
+            if fid not in fresh and fid not in self._polling:
+                del self.feeds[fid]
+
+    async def run(self) -> None:
+        """Poll every feed on its own schedule until :meth:`stop`."""
+        refresh_at = self.clock() + FEED_REFRESH_INTERVAL
+        lag = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
+        try:
+            while not self._stop.is_set():
+                now = self.clock()
+                if now >= refresh_at:
+                    await self._load_feeds()
+                    refresh_at = now + FEED_REFRESH_INTERVAL
+                self._start_due_polls(now)
+                wait = refresh_at - now
+                if self._heap:
+                    wait = min(wait, self._heap[0][0] - now)
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            lag.cancel()
+            await asyncio.gather(lag, return_exceptions=True)
+
+    def _start_due_polls(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            due, fid = heapq.heappop(self._heap)
+            feed = self.feeds.get(fid)
+            if feed is None or fid in self._polling or feed.next_poll_at != due:
+                continue  # removed, already running, or a stale heap item
+            task = asyncio.create_task(self.poll(feed), name=f"poll-{fid}")
+            self._polling[fid] = task
+            task.add_done_callback(lambda t, fid=fid: self._poll_done(fid, t))
+
+    def _poll_done(self, fid: int, task: asyncio.Task[PollReport]) -> None:
+        self._polling.pop(fid, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("poll_crashed feed_id=%d", fid, exc_info=task.exception())
+            feed = self.feeds.get(fid)
+            if feed is not None:  # never lose the feed from the schedule
+                nxt = self.clock() + self.settings.poll_interval
+                self.feeds[fid] = replace(feed, next_poll_at=nxt)
+        feed = self.feeds.get(fid)
+        if feed is not None and not feed.gone:
+            heapq.heappush(self._heap, (feed.next_poll_at, fid))
+        self._wake.set()
+
+    async def run_once(self, drain_timeout: float | None = 60.0) -> list[PollReport]:
+        """Poll every feed once, then wait for the posts that are due (tests, `--once`)."""
+        reports = await asyncio.gather(*(self.poll(f) for f in list(self.feeds.values())))
+        if self.dispatcher is not None:
+            await self.dispatcher.drain(drain_timeout)
+        return list(reports)
+
+    async def _watch_loop_lag(self, every: float = 0.25) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(every)
+            lag = max(0.0, loop.time() - start - every)
+            self.metrics.loop_lag.observe(lag)
+            self.metrics.loop_lag_last.set(lag)
+
+    # -- one poll ------------------------------------------------------------------------
+
+    async def poll(self, feed: FeedRow) -> PollReport:
+        assert self.store is not None and self.fetcher is not None
+        s = self.settings
+        started = self.clock()
+        report = PollReport(feed.url)
+        try:
+            if feed.url.startswith("sqlite:"):  # a blog's own database (bot.blogdb)
+                from bot.blogdb import read_blog_db
+
+                parsed = await read_blog_db(feed.url, query_timeout=s.feed_timeout)
+                report.status = 200
+                report.new = await self._record(feed, parsed, FetchResult(200), started)
+                return report
+            result = await self.fetcher.fetch(feed.url, etag=feed.etag,
+                                              last_modified=feed.last_modified)
+            report.status = result.status
+            if result.final_url and result.final_url != feed.url:
+                feed = await self._moved(feed, result.final_url)
+            if result.status == 304:
+                values = dict(last_status=304, last_error=None, consecutive_failures=0,
+                              last_polled_at=started, last_success_at=self.clock(),
+                              next_poll_at=started + s.poll_interval,
+                              etag=result.etag, last_modified=result.last_modified)
+                await self.store.update_feed(feed.id, **values)
+                self._remember(feed, **values)
+                self.metrics.polls.labels("not_modified").inc()
+                log.debug("feed_polled url=%s status=304 new=0", feed.url)
+                self.last_successful_poll = self.clock()
+                return report
+            loop = asyncio.get_running_loop()
+            parsed = await loop.run_in_executor(self._executor, parse_feed, result.body,
+                                                feed.url, result.content_type)
+            report.new = await self._record(feed, parsed, result, started)
+        except FeedGoneError as exc:
+            await self._failed(feed, exc, started, report, gone=True)
+        except FeedError as exc:
+            await self._failed(feed, exc, started, report)
+        return report
+
+    async def _record(self, feed: FeedRow, parsed, result, started: float) -> int:  # type: ignore[no-untyped-def]
+        assert self.store is not None and self.dispatcher is not None
+        s = self.settings
+        now_dt = datetime.fromtimestamp(self.clock(), UTC)
+        seen_keys, seen_links = await self.store.seen(feed.id, parsed.entries)
+        try:
+            filters = Filters.compile(feed.include_re, feed.exclude_re)
+        except re.error as exc:
+            log.error("feed_filter_invalid url=%s error=%s (filters ignored)", feed.url, exc)
+            filters = Filters()
+        backfill = s.backfill if feed.backfill is None else feed.backfill
+        decision = decide(parsed.entries, seen_keys=seen_keys, seen_links=seen_links,
+                          first_poll=not feed.baselined, backfill=backfill, now=now_dt,
+                          filters=filters)
+        template = feed.template or s.tweet_template
+        hashtags = " ".join(x for x in (s.hashtags, feed.hashtags or "") if x)
+        items = [NewPost(e, None) for e in decision.seen_only]
+        for entry in decision.to_post:
+            items.append(NewPost(entry, self._compose(template, entry, parsed, hashtags)))
+        values = dict(last_status=200, last_error=None, consecutive_failures=0,
+                      last_polled_at=started, last_success_at=self.clock(),
+                      next_poll_at=started + s.poll_interval, etag=result.etag,
+                      last_modified=result.last_modified, baselined=1,
+                      title=parsed.title or feed.title)
+        post_ids = await self.store.record_poll(feed.id, items, self.clock(), **values)
+        self._remember(feed, **values)
+        self.last_successful_poll = self.clock()
+        if post_ids:
+            self.dispatcher.wake()
+            self.metrics.articles.inc(len(post_ids))
+        self.metrics.polls.labels("new" if post_ids else "unchanged").inc()
+        if not feed.baselined:
+            log.info("feed_baselined url=%s entries=%d tweeting=%d%s", feed.url,
+                     len(parsed.entries), len(post_ids),
+                     "" if post_ids else " (older articles are not tweeted; BACKFILL=N tweets "
+                     "the newest N on a feed's first poll)")
+        else:
+            log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d", feed.url,
+                     len(parsed.entries), len(post_ids), decision.filtered)
+        return len(post_ids)
+
+    def _compose(self, template: str, entry, parsed, hashtags: str) -> str:  # type: ignore[no-untyped-def]
+        # An entry without a link is tweeted with the feed's home page link.
+        if not entry.link and parsed.link:
+            entry = replace(entry, link=parsed.link)
+        try:
+            return compose(template, entry, feed_title=parsed.title, hashtags=hashtags)
+        except ConfigError as exc:
+            log.error("template_unusable template=%r error=%s (using '{title} {url}')",
+                      template, exc)
+            return compose("{title} {url}", entry, feed_title=parsed.title)
+
+    async def _failed(self, feed: FeedRow, exc: FeedError, started: float, report: PollReport,
+                      *, gone: bool = False) -> None:
+        assert self.store is not None
+        s = self.settings
+        failures = feed.consecutive_failures + 1
+        report.status = exc.status
+        report.error = str(exc)
+        delay = min(s.max_backoff, s.poll_interval * 2 ** (failures - 1))
+        if exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, s.max_backoff))
+        values = dict(last_status=exc.status, last_error=str(exc)[:500],
+                      consecutive_failures=failures, last_polled_at=started,
+                      next_poll_at=started + delay, gone=1 if gone else 0)
+        await self.store.update_feed(feed.id, **values)
+        self._remember(feed, **values)
+        self.metrics.polls.labels("gone" if gone else "error").inc()
+        self.metrics.feed_errors.labels(feed.url).inc()
+        if gone:
+            log.warning("feed_gone url=%s: the server says 410 Gone; no longer polled "
+                        "(`bot feeds resume URL` to try again)", feed.url)
+        else:
+            log.warning("feed_failed url=%s failures=%d retry_in=%.0fs error=%r", feed.url,
+                        failures, delay, str(exc))
+
+    async def _moved(self, feed: FeedRow, new_url: str) -> FeedRow:
+        assert self.store is not None
+        if await self.store.feed_by_url(new_url) is not None:
+            log.warning("feed_moved url=%s to=%s (already subscribed; keeping both)",
+                        feed.url, new_url)
+            return feed
+        await self.store.update_feed(feed.id, url=new_url)
+        log.warning("feed_moved url=%s to=%s (permanent redirect remembered)", feed.url, new_url)
+        return self._remember(feed, url=new_url)
+
+    def _remember(self, feed: FeedRow, **values: object) -> FeedRow:
+        fields = {k: bool(v) if k in ("gone", "baselined") else v for k, v in values.items()}
+        updated = replace(feed, **fields)  # type: ignore[arg-type]
+        if feed.id in self.feeds:
+            self.feeds[feed.id] = updated
+        return updated
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def health(self) -> tuple[int, dict[str, object]]:
+        assert self.store is not None and self.dispatcher is not None
+        counts = await self.store.post_counts()
+        states: dict[str, int] = {}
+        for f in self.feeds.values():
+            states[f.state] = states.get(f.state, 0) + 1
+        posting = self.dispatcher.health()
+        body: dict[str, object] = {
+            "status": "posting_broken" if posting["posting_broken"] else "ok",
+            "dry_run": self.settings.dry_run,
+            "feeds": {"total": len(self.feeds), **states},
+            "pending_posts": counts["pending"] + counts["sending"],
+            "posts": counts,
+            "last_successful_poll": _iso(self.last_successful_poll),
+            "posting": posting,
+        }
+        if len(self.feeds) <= 200:
+            body["feed_states"] = [
+                {"url": f.url, "state": f.state, "last_status": f.last_status,
+                 "consecutive_failures": f.consecutive_failures, "last_error": f.last_error,
+                 "last_polled_at": _iso(f.last_polled_at), "next_poll_at": _iso(f.next_poll_at)}
+                for f in self.feeds.values()
+            ]
+        return (503 if posting["posting_broken"] else 200), body
+
+
+def _iso(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

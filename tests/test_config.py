@@ -1,0 +1,83 @@
+"""Settings from an environment mapping: defaults, forms, and the messages on bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import Settings, split_feed_urls
+from bot.errors import ConfigError
+
+CREDS = {"TWITTER_API_KEY": "k", "TWITTER_API_SECRET": "very-secret",
+         "TWITTER_ACCESS_TOKEN": "t", "TWITTER_ACCESS_TOKEN_SECRET": "also-secret"}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({"FEED_URLS": "https://a.example/feed", **CREDS})
+    assert s.feed_urls == ("https://a.example/feed",)
+    assert s.database_path == "bot.sqlite3"
+    assert s.poll_interval == 300
+    assert s.tweet_template == "{title} {url}"
+    assert s.twitter_api_base_url == "https://api.twitter.com"
+    assert (s.dry_run, s.backfill, s.max_concurrent_posts) == (False, 0, 4)
+    assert (s.http_host, s.http_port, s.log_level) == ("127.0.0.1", 8080, "INFO")
+    assert s.max_posts_per_day is None and s.max_post_age == 86400
+
+
+def test_feed_urls_split_on_commas_spaces_and_newlines() -> None:
+    assert split_feed_urls(" https://a/x, https://b/y\nhttps://c/z  https://a/x ") == [
+        "https://a/x", "https://b/y", "https://c/z"]
+
+
+def test_durations_and_booleans() -> None:
+    s = Settings.from_env({"FEED_URLS": "https://a/x", "DRY_RUN": "yes", "POLL_INTERVAL": "1",
+                           "MAX_POST_AGE": "2h", "FEED_TIMEOUT": "1.5"})
+    assert s.dry_run and s.poll_interval == 1.0 and s.max_post_age == 7200 and s.feed_timeout == 1.5
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("POLL_INTERVAL", "0", "greater than 0"),
+    ("POLL_INTERVAL", "often", "number of seconds"),
+    ("BACKFILL", "-1", "0 or more"),
+    ("MAX_CONCURRENT_POSTS", "many", "whole number"),
+    ("DRY_RUN", "maybe", "true/false"),
+    ("HTTP_PORT", "70000", "TCP port"),
+    ("LOG_LEVEL", "LOUD", "DEBUG"),
+    ("TWITTER_API_BASE_URL", "api.twitter.com", "http(s)://"),
+    ("TWEET_TEMPLATE", "{title} {link}", "link"),
+    ("FEED_URLS", "blog.example.org/feed", "not a feed URL"),
+])
+def test_bad_values_name_the_variable_and_the_form(name: str, value: str, says: str) -> None:
+    env = {"FEED_URLS": "https://a/x", "DRY_RUN": "1", name: value}
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env)
+    assert f"{name}={value!r}" in str(err.value)
+    assert says in str(err.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"FEED_URLS": "https://a/x", "DRY_RUN": "1", "POLL_INTERVAL": "x",
+                           "BACKFILL": "y"})
+    assert "POLL_INTERVAL" in str(err.value) and "BACKFILL" in str(err.value)
+
+
+def test_missing_credentials_are_named_and_dry_run_is_suggested() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"FEED_URLS": "https://a/x", "TWITTER_API_KEY": "k"})
+    message = str(err.value)
+    assert "TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, TWITTER_ACCESS_TOKEN_SECRET" in message
+    assert "DRY_RUN=1" in message
+
+
+def test_no_feed_says_how_to_add_one() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DRY_RUN": "1"})
+    assert "FEED_URLS" in str(err.value) and "feeds add" in str(err.value)
+
+
+def test_secrets_never_in_repr_or_errors() -> None:
+    s = Settings.from_env({"FEED_URLS": "https://a/x", **CREDS})
+    assert "very-secret" not in repr(s) and "also-secret" not in repr(s)
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**CREDS, "FEED_URLS": "https://a/x", "POLL_INTERVAL": "x"})
+    assert "very-secret" not in str(err.value)

@@ -1,0 +1,105 @@
+"""SQLite storage: migrations, the newer-schema refusal, one-transaction writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.errors import SchemaTooNewError, StorageError
+from bot.models import Entry
+from bot.store import NewPost, Store, available_migrations
+
+
+async def test_migrations_apply_in_order_and_are_tracked(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    store = await Store.open(str(db))
+    assert await store.user_version() == len(available_migrations())
+    await store.close()
+    store = await Store.open(str(db))  # idempotent
+    assert await store.user_version() == len(available_migrations())
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"feeds", "entries", "posts", "meta"} <= tables
+
+
+async def test_a_newer_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE precious (x)")
+        conn.execute("INSERT INTO precious VALUES (42)")
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(SchemaTooNewError, match="schema version 99"):
+        await Store.open(str(db))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT x FROM precious").fetchall() == [(42,)]
+
+
+async def test_a_failing_migration_leaves_the_database_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = len(available_migrations())
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for number, path in available_migrations():
+        (migrations / path.name).write_text(path.read_text())
+    broken = f"{len(available_migrations()) + 1:04d}_broken.sql"
+    (migrations / broken).write_text("CREATE TABLE half (x);\nTHIS IS NOT SQL;\n")
+    monkeypatch.setattr("bot.store.MIGRATIONS_DIR", migrations)
+    db = tmp_path / "bot.sqlite3"
+    with pytest.raises(StorageError, match=broken):
+        await Store.open(str(db))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == good
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "half" not in names
+
+
+async def test_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_text("this is not sqlite, " * 100)
+    with pytest.raises(StorageError, match="not a usable SQLite database|cannot open"):
+        await Store.open(str(db))
+    assert db.read_text().startswith("this is not sqlite")
+
+
+async def test_record_poll_writes_entries_posts_and_feed_state_together(tmp_path: Path) -> None:
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    await store.sync_env_feeds(["https://a.example/feed"], now=1.0)
+    (feed,) = await store.feeds()
+    items = [NewPost(Entry(id="1", link="https://a.example/1", title="One"), "One https://a.example/1"),
+             NewPost(Entry(id="2", link="https://a.example/2", title="Two"), None)]
+    ids = await store.record_poll(feed.id, items, 2.0, etag='"v1"', baselined=1)
+    assert len(ids) == 1
+    feed = await store.feed_by_url("https://a.example/feed")
+    assert feed is not None and feed.etag == '"v1"' and feed.baselined
+    keys, links = await store.seen(feed.id, [i.entry for i in items])
+    assert keys == {"1", "2"} and links == {"https://a.example/1", "https://a.example/2"}
+    # recording the same entries again creates no second post
+    assert await store.record_poll(feed.id, items, 3.0) == []
+    assert (await store.post_counts())["pending"] == 1
+
+    # a failure inside the transaction leaves nothing behind
+    bad = [NewPost(Entry(id="3", link=None, title="Three"), "Three")]
+    with pytest.raises(sqlite3.Error):
+        await store.record_poll(feed.id, bad, 4.0, no_such_column=1)
+    keys, _ = await store.seen(feed.id, [bad[0].entry])
+    assert keys == set()
+    assert (await store.post_counts())["pending"] == 1
+    await store.close()
+
+
+async def test_feed_urls_sync_keeps_history(tmp_path: Path) -> None:
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    added, dropped = await store.sync_env_feeds(["https://a/x", "https://b/y"], now=1.0)
+    assert added == ["https://a/x", "https://b/y"] and dropped == []
+    added, dropped = await store.sync_env_feeds(["https://b/y", "https://c/z"], now=2.0)
+    assert added == ["https://c/z"] and dropped == ["https://a/x"]
+    assert [f.url for f in await store.feeds(pollable_only=True)] == ["https://b/y", "https://c/z"]
+    assert len(await store.feeds()) == 3  # the dropped one is kept, inactive
+    added, _ = await store.sync_env_feeds(["https://a/x"], now=3.0)
+    assert added == []  # it comes back with its history
+    assert "https://a/x" in [f.url for f in await store.feeds(pollable_only=True)]
+    await store.close()
