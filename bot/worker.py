@@ -27,6 +27,7 @@ from bot.dispatch import Dispatcher, Poster
 from bot.errors import ConfigError, FeedError, FeedGoneError
 from bot.feeds import Fetcher, FetchResult
 from bot.metrics import Metrics
+from bot.models import Entry, ParsedFeed
 from bot.parse import parse_feed
 from bot.store import FeedRow, NewPost, Store
 from bot.twitter import DryRunClient, XClient
@@ -252,7 +253,8 @@ class Worker:
             await self._failed(feed, exc, started, report)
         return report
 
-    async def _record(self, feed: FeedRow, parsed, result, started: float) -> int:  # type: ignore[no-untyped-def]
+    async def _record(self, feed: FeedRow, parsed: ParsedFeed, result: FetchResult,
+                      started: float) -> int:
         assert self.store is not None and self.dispatcher is not None
         s = self.settings
         now_dt = datetime.fromtimestamp(self.clock(), UTC)
@@ -269,8 +271,10 @@ class Worker:
         template = feed.template or s.tweet_template
         hashtags = " ".join(x for x in (s.hashtags, feed.hashtags or "") if x)
         items = [NewPost(e, None) for e in decision.seen_only]
-        for entry in decision.to_post:
-            items.append(NewPost(entry, self._compose(template, entry, parsed, hashtags)))
+        if decision.to_post:  # measuring weighted length is slow-ish: keep it off the loop
+            texts = await asyncio.get_running_loop().run_in_executor(
+                self._executor, compose_posts, template, decision.to_post, parsed, hashtags)
+            items += [NewPost(e, t) for e, t in zip(decision.to_post, texts, strict=True)]
         values = dict(last_status=200, last_error=None, consecutive_failures=0,
                       last_polled_at=started, last_success_at=self.clock(),
                       next_poll_at=started + s.poll_interval, etag=result.etag,
@@ -292,17 +296,6 @@ class Worker:
             log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d", feed.url,
                      len(parsed.entries), len(post_ids), decision.filtered)
         return len(post_ids)
-
-    def _compose(self, template: str, entry, parsed, hashtags: str) -> str:  # type: ignore[no-untyped-def]
-        # An entry without a link is tweeted with the feed's home page link.
-        if not entry.link and parsed.link:
-            entry = replace(entry, link=parsed.link)
-        try:
-            return compose(template, entry, feed_title=parsed.title, hashtags=hashtags)
-        except ConfigError as exc:
-            log.error("template_unusable template=%r error=%s (using '{title} {url}')",
-                      template, exc)
-            return compose("{title} {url}", entry, feed_title=parsed.title)
 
     async def _failed(self, feed: FeedRow, exc: FeedError, started: float, report: PollReport,
                       *, gone: bool = False) -> None:
@@ -377,3 +370,20 @@ def _iso(ts: float | None) -> str | None:
     if not ts:
         return None
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def compose_posts(template: str, entries: list[Entry], parsed: ParsedFeed,
+                  hashtags: str) -> list[str]:
+    """The tweet texts for new entries (run in the executor). An entry without a link is
+    tweeted with the feed's home page link."""
+    texts = []
+    for entry in entries:
+        if not entry.link and parsed.link:
+            entry = replace(entry, link=parsed.link)
+        try:
+            texts.append(compose(template, entry, feed_title=parsed.title, hashtags=hashtags))
+        except ConfigError as exc:
+            log.error("template_unusable template=%r error=%s (using '{title} {url}')",
+                      template, exc)
+            texts.append(compose("{title} {url}", entry, feed_title=parsed.title))
+    return texts
