@@ -111,6 +111,9 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
 
 # --------------------------------------------------------------------------- XML (feedparser)
 
+_ROOT_CLOSED = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|RDF|channel)\b", re.IGNORECASE)
+
+
 def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     if _declares_entities(body):
         raise FeedParseError("not a feed: XML entity declarations are not allowed")
@@ -121,6 +124,10 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     d = feedparser.parse(io.BytesIO(body), response_headers=headers,
                          sanitize_html=False, resolve_relative_uris=False)
     feed, exc = d.get("feed") or {}, d.get("bozo_exception")
+    if exc is not None and d.entries and not _ROOT_CLOSED.search(body[-2048:]):
+        # Cut off mid-document (a dropped connection): the last entry may be half there, and
+        # a later full copy would not match it. Nothing from this copy is used.
+        raise FeedParseError(f"not a feed: the document is truncated ({exc})")
     if not d.entries:
         if not d.get("version") and _looks_like_html(body):
             raise FeedParseError("not a feed: looks like an HTML page")

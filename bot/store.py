@@ -55,6 +55,12 @@ class FeedRow:
     include_re: str | None
     exclude_re: str | None
     backfill: int | None
+    fetch_url: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where to fetch it: the URL a permanent redirect led to, else its own."""
+        return self.fetch_url or self.url
 
     @property
     def state(self) -> str:
@@ -95,6 +101,9 @@ class NewPost:
 
 def available_migrations(directory: Path | None = None) -> list[tuple[int, Path]]:
     directory = directory or MIGRATIONS_DIR
+    if not directory.is_dir():
+        raise StorageError(f"the migrations directory {directory} is missing: run the bot from "
+                           "its source tree (or an editable install), which holds migrations/")
     found = []
     for path in sorted(directory.glob("*.sql")):
         m = _MIGRATION_NAME.match(path.name)
@@ -220,8 +229,9 @@ class Store:
                 "INSERT INTO feeds (url, origin, created_at) VALUES (?, 'env', ?)",
                 [(u, now) for u in added],
             )
-            await db.executemany(
-                "UPDATE feeds SET active = 1 WHERE url = ? AND active = 0 AND origin = 'env'",
+            await db.executemany(  # a URL listed in FEED_URLS is polled, whoever added it
+                "UPDATE feeds SET active = 1, origin = 'env' WHERE url = ? "
+                "AND (active = 0 OR origin = 'cli')",
                 [(u,) for u in wanted if u in existing],
             )
             dropped = [u for u, r in existing.items()
@@ -273,7 +283,7 @@ class Store:
     async def update_feed(self, feed_id: int, **values: object) -> None:
         allowed = {
             "title", "etag", "last_modified", "last_status", "last_error", "consecutive_failures",
-            "last_polled_at", "last_success_at", "next_poll_at", "gone", "url", "baselined",
+            "last_polled_at", "last_success_at", "next_poll_at", "gone", "fetch_url", "baselined",
         }
         unknown = set(values) - allowed
         if unknown:
@@ -448,7 +458,7 @@ def _feed(row: sqlite3.Row) -> FeedRow:
         consecutive_failures=row["consecutive_failures"], last_polled_at=row["last_polled_at"],
         last_success_at=row["last_success_at"], next_poll_at=row["next_poll_at"],
         template=row["template"], hashtags=row["hashtags"], include_re=row["include_re"],
-        exclude_re=row["exclude_re"], backfill=row["backfill"],
+        exclude_re=row["exclude_re"], backfill=row["backfill"], fetch_url=row["fetch_url"],
     )
 
 

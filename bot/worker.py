@@ -9,6 +9,7 @@ wakes the dispatcher and returns. Polling never waits for X.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import re
@@ -181,7 +182,7 @@ class Worker:
                 continue  # removed, already running, or a stale heap item
             task = asyncio.create_task(self.poll(feed), name=f"poll-{fid}")
             self._polling[fid] = task
-            task.add_done_callback(lambda t, fid=fid: self._poll_done(fid, t))
+            task.add_done_callback(functools.partial(self._poll_done, fid))
 
     def _poll_done(self, fid: int, task: asyncio.Task[PollReport]) -> None:
         self._polling.pop(fid, None)
@@ -227,10 +228,10 @@ class Worker:
                 report.status = 200
                 report.new = await self._record(feed, parsed, FetchResult(200), started)
                 return report
-            result = await self.fetcher.fetch(feed.url, etag=feed.etag,
+            result = await self.fetcher.fetch(feed.location, etag=feed.etag,
                                               last_modified=feed.last_modified)
             report.status = result.status
-            if result.final_url and result.final_url != feed.url:
+            if result.final_url and result.final_url != feed.location:
                 feed = await self._moved(feed, result.final_url)
             if result.status == 304:
                 values = dict(last_status=304, last_error=None, consecutive_failures=0,
@@ -270,6 +271,8 @@ class Worker:
                           filters=filters)
         template = feed.template or s.tweet_template
         hashtags = " ".join(x for x in (s.hashtags, feed.hashtags or "") if x)
+        if hashtags and "{hashtags}" not in template:  # asked-for hashtags go at the end
+            template += " {hashtags}"
         items = [NewPost(e, None) for e in decision.seen_only]
         if decision.to_post:  # measuring weighted length is slow-ish: keep it off the loop
             texts = await asyncio.get_running_loop().run_in_executor(
@@ -302,12 +305,13 @@ class Worker:
         assert self.store is not None
         s = self.settings
         failures = feed.consecutive_failures + 1
-        report.status = exc.status
+        status = exc.status if exc.status is not None else report.status
+        report.status = status
         report.error = str(exc)
         delay = min(s.max_backoff, s.poll_interval * 2 ** (failures - 1))
         if exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, s.max_backoff))
-        values = dict(last_status=exc.status, last_error=str(exc)[:500],
+        values = dict(last_status=status, last_error=str(exc)[:500],
                       consecutive_failures=failures, last_polled_at=started,
                       next_poll_at=started + delay, gone=1 if gone else 0)
         await self.store.update_feed(feed.id, **values)
@@ -322,14 +326,12 @@ class Worker:
                         failures, delay, str(exc))
 
     async def _moved(self, feed: FeedRow, new_url: str) -> FeedRow:
+        """A permanent redirect: fetch from the new URL from now on. The feed keeps its
+        configured URL as its name, so FEED_URLS still matches it after a restart."""
         assert self.store is not None
-        if await self.store.feed_by_url(new_url) is not None:
-            log.warning("feed_moved url=%s to=%s (already subscribed; keeping both)",
-                        feed.url, new_url)
-            return feed
-        await self.store.update_feed(feed.id, url=new_url)
+        await self.store.update_feed(feed.id, fetch_url=new_url)
         log.warning("feed_moved url=%s to=%s (permanent redirect remembered)", feed.url, new_url)
-        return self._remember(feed, url=new_url)
+        return self._remember(feed, fetch_url=new_url)
 
     def _remember(self, feed: FeedRow, **values: object) -> FeedRow:
         fields = {k: bool(v) if k in ("gone", "baselined") else v for k, v in values.items()}
@@ -343,25 +345,26 @@ class Worker:
     async def health(self) -> tuple[int, dict[str, object]]:
         assert self.store is not None and self.dispatcher is not None
         counts = await self.store.post_counts()
+        feeds = [f for f in await self.store.feeds() if f.active]  # gone and paused included
         states: dict[str, int] = {}
-        for f in self.feeds.values():
+        for f in feeds:
             states[f.state] = states.get(f.state, 0) + 1
         posting = self.dispatcher.health()
         body: dict[str, object] = {
             "status": "posting_broken" if posting["posting_broken"] else "ok",
             "dry_run": self.settings.dry_run,
-            "feeds": {"total": len(self.feeds), **states},
+            "feeds": {"total": len(feeds), **states},
             "pending_posts": counts["pending"] + counts["sending"],
             "posts": counts,
             "last_successful_poll": _iso(self.last_successful_poll),
             "posting": posting,
         }
-        if len(self.feeds) <= 200:
+        if len(feeds) <= 200:
             body["feed_states"] = [
-                {"url": f.url, "state": f.state, "last_status": f.last_status,
+                {"url": f.url, "fetch_url": f.location, "state": f.state, "last_status": f.last_status,
                  "consecutive_failures": f.consecutive_failures, "last_error": f.last_error,
                  "last_polled_at": _iso(f.last_polled_at), "next_poll_at": _iso(f.next_poll_at)}
-                for f in self.feeds.values()
+                for f in feeds
             ]
         return (503 if posting["posting_broken"] else 200), body
 

@@ -73,7 +73,7 @@ class BotProcess:
         async for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.lines.append(line)
-            if m := re.search(r"http_listening url=(\S+)", line):
+            if m := re.search(r"http_listening url=([^\s\"]+)", line):
                 self.health_url = m.group(1)
             self._changed.set()
         self._changed.set()
