@@ -41,6 +41,8 @@ DAY = 86400.0
 # garbled header (milliseconds, a wrong clock), and we would rather probe again.
 MAX_GATE = DAY + 900.0
 PUMP_ERROR_PAUSE = 5.0  # after an unexpected error in the pump (e.g. the disk is full)
+# Another process may change the queue (`bot posts retry`): look at SQLite at least this often.
+IDLE_RECHECK = 15.0
 _SEVERITY = {"": 0, "daily_budget": 1, "rate_limited": 2, "credits": 3, "auth": 4}
 
 
@@ -204,6 +206,7 @@ class Dispatcher:
                 wait = PUMP_ERROR_PAUSE
             self._passes_done = self._passes_started
             self._pass_done.set()
+            wait = IDLE_RECHECK if wait is None else min(wait, IDLE_RECHECK)
             try:
                 async with asyncio.timeout(wait):
                     await self._wake.wait()

@@ -429,9 +429,11 @@ class Store:
         return counts
 
     async def sent_since(self, since: float) -> list[float]:
-        """Times of the posts sent since ``since``, oldest first (for the daily budget)."""
+        """Times of the posts that went out on X since ``since``, oldest first (for the daily
+        budget): confirmed ones and those settled by the duplicate-content 403; not dry runs."""
         rows = await self._fetchall(
-            "SELECT sent_at FROM posts WHERE sent_at >= ? AND tweet_id IS NOT NULL "
+            "SELECT sent_at FROM posts WHERE sent_at >= ? "
+            "AND (tweet_id IS NOT NULL OR last_error LIKE 'already on X%') "
             "ORDER BY sent_at", (since,)
         )
         return [r[0] for r in rows]
