@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sqlite3
@@ -260,8 +259,7 @@ async def _serve(settings, once: bool) -> int:  # type: ignore[no-untyped-def]
     finally:
         if runner is not None:
             await runner.cleanup()
-        with contextlib.suppress(Exception):
-            await worker.close()
+        await worker.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return code

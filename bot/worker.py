@@ -126,12 +126,18 @@ class Worker:
             for task in still:
                 task.cancel()
             await asyncio.gather(*polls, return_exceptions=True)
-        if self.dispatcher is not None:
-            await self.dispatcher.close(self.settings.shutdown_grace)
-        if self.session is not None:
-            await self.session.close()
-        if self.store is not None:
-            await self.store.close()
+        # each step runs even if one before it failed: never leave the database open
+        steps = [("dispatcher", self.dispatcher.close(self.settings.shutdown_grace)
+                  if self.dispatcher else None),
+                 ("http_session", self.session.close() if self.session else None),
+                 ("database", self.store.close() if self.store else None)]
+        for name, step in steps:
+            if step is None:
+                continue
+            try:
+                await step
+            except Exception:
+                log.exception("shutdown_step_failed step=%s", name)
         log.info("worker_stopped")
 
     # -- scheduling ----------------------------------------------------------------------
