@@ -12,6 +12,7 @@ and a line left empty by it goes. Spaces collapse on each line; blank lines stay
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -47,7 +48,7 @@ def validate_template(template: str) -> None:
     except ValueError as exc:
         raise ConfigError(f"TWEET_TEMPLATE has malformed braces ({exc}); "
                           "write {{ and }} for literal braces") from None
-    allowed = ", ".join("{%s}" % name for name in FIELDS)
+    allowed = ", ".join(f"{{{name}}}" for name in FIELDS)
     names = [name for _, name, _, _ in parts if name is not None]
     for _, name, spec, conversion in parts:
         if name is not None and name not in FIELDS:
@@ -170,6 +171,11 @@ def _render(parts: list[tuple[str, str | None]], values: dict[str, str]) -> str:
     return text.replace(_URL, values["url"])
 
 
+def _fits_cut(fits: Callable[[dict[str, str]], bool], values: dict[str, str], name: str,
+              full: str, n: int) -> bool:
+    return fits({**values, name: _cut(name, full, n)})
+
+
 def compose(template: str, entry: Entry, *, feed_title: str = "", hashtags: str = "") -> str:
     """The tweet for ``entry``: the template filled, shrunk to fit MAX_WEIGHT, link intact.
 
@@ -194,7 +200,7 @@ def compose(template: str, entry: Entry, *, feed_title: str = "", hashtags: str 
             break
         full = values[name]
         size = len(full.split()) if name == "hashtags" else len(full)
-        keep = _largest_fitting(size, lambda n: fits({**values, name: _cut(name, full, n)}))
+        keep = _largest_fitting(size, functools.partial(_fits_cut, fits, values, name, full))
         values[name] = _cut(name, full, keep)
     text = _render(parts, values)
     if (weight := weighted_length(text)) > MAX_WEIGHT:

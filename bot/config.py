@@ -193,7 +193,8 @@ def _nonempty(raw: str) -> str:
 def _parse_duration(raw: str) -> float:
     m = _DURATION.match(raw)
     if not m:
-        raise ValueError("expected a number of seconds such as 300, 1.5 or 5m (units ms, s, m, h, d)")
+        raise ValueError("expected a number of seconds such as 300, 1.5 or 5m "
+                         "(units ms, s, m, h, d)")
     return float(m.group(1)) * _UNIT[m.group(2).lower() if m.group(2) else None]
 
 

@@ -80,7 +80,8 @@ class Worker:
         await self._load_feeds()
         if not self.feeds:
             raise ConfigError(
-                "no feed to watch: set FEED_URLS (e.g. FEED_URLS=https://blog.example.org/feed.xml) "
+                "no feed to watch: set FEED_URLS "
+                "(e.g. FEED_URLS=https://blog.example.org/feed.xml) "
                 "or add one with `python -m bot feeds add URL`"
             )
         self.session = aiohttp.ClientSession(
@@ -367,7 +368,8 @@ class Worker:
         }
         if len(feeds) <= 200:
             body["feed_states"] = [
-                {"url": f.url, "fetch_url": f.location, "state": f.state, "last_status": f.last_status,
+                {"url": f.url, "fetch_url": f.location, "state": f.state,
+                 "last_status": f.last_status,
                  "consecutive_failures": f.consecutive_failures, "last_error": f.last_error,
                  "last_polled_at": _iso(f.last_polled_at), "next_poll_at": _iso(f.next_poll_at)}
                 for f in feeds

@@ -58,7 +58,7 @@ async def test_every_article_is_tweeted_exactly_once_through_kills_and_faults(
                 await asyncio.sleep(rng.uniform(0.3, 3.5))  # any moment at all
             else:  # while X is handling a post: did it go out or not?
                 until = time.monotonic() + 5
-                while fake.in_flight == 0 and time.monotonic() < until:  # noqa: ASYNC110
+                while fake.in_flight == 0 and time.monotonic() < until:
                     await asyncio.sleep(0.01)
                 await asyncio.sleep(rng.uniform(0, 0.4))
             kills_in_flight += fake.in_flight > 0
@@ -82,7 +82,7 @@ async def test_every_article_is_tweeted_exactly_once_through_kills_and_faults(
             return wanted <= set(tweeted_links()) and sent == len(published)
 
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        while not all_settled() and time.monotonic() < deadline:  # noqa: ASYNC110 (SQLite)
+        while not all_settled() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.5)  # a few more polls: nothing may come twice
         assert await bot.stop() == 0, bot.output[-3000:]

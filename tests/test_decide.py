@@ -10,8 +10,9 @@ from bot.models import Entry
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def entry(n: int, *, link: str | None = "auto", key: str | None = None, hours_ago: float | None = None,
-          position: int | None = None, title: str | None = None, categories: tuple[str, ...] = ()) -> Entry:
+def entry(n: int, *, link: str | None = "auto", key: str | None = None,
+          hours_ago: float | None = None, position: int | None = None, title: str | None = None,
+          categories: tuple[str, ...] = ()) -> Entry:
     return Entry(
         id=key or f"guid-{n}",
         link=f"https://blog.example/{n}" if link == "auto" else link,

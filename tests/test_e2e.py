@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sqlite3
 import sys
@@ -37,7 +38,8 @@ async def test_first_poll_baseline_then_each_new_article_once_oldest_first(
 
     new = [blog.publish(f"New post {c}") for c in "ABC"]
     tweets = await fake_x.wait_for_tweets(3, timeout=15)
-    assert [t.text for t in tweets] == [f"New post {c} {a.link}" for c, a in zip("ABC", new)]
+    expected = [f"New post {c} {a.link}" for c, a in zip("ABC", new, strict=True)]
+    assert [t.text for t in tweets] == expected
 
     await asyncio.sleep(2.5)  # more polls: nothing is tweeted twice
     assert len(fake_x.ledger) == 3
@@ -94,7 +96,7 @@ async def test_slow_x_never_holds_up_polling_and_posts_go_out_concurrently(
     assert elapsed < 9, f"ten 3-second posts took {elapsed:.1f}s: they were not concurrent"
     # the quiet feed kept its 1-second cadence while X was answering slowly
     assert len(window) >= int(elapsed) - 1, (window, elapsed)
-    gaps = [b - a for a, b in zip(window, window[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(window)]
     assert max(gaps, default=0) < 2.0, gaps
     assert await bot.stop() == 0
 
@@ -144,7 +146,7 @@ async def test_dry_run_prints_tweets_and_backfill_tweets_the_newest(
     bots.append(bot)
     await bot.wait_for(r"would tweet: Post number 3 ")
     await bot.wait_for(r"would tweet: Post number 4 ")
-    status, health = await bot.healthz()
+    _, health = await bot.healthz()
     assert health["dry_run"] is True
     assert await bot.stop() == 0
     assert "would tweet: Post number 2" not in bot.output

@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
-import pytest
 from aiohttp import web
 
 from bot.feeds import MAX_REDIRECTS
@@ -160,7 +159,7 @@ class PeakRSS:
                 await self._task
 
 
-async def until(condition: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109
+async def until(condition: Callable[[], bool], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while True:
             if condition():

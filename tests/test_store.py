@@ -43,7 +43,7 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(
     good = len(available_migrations())
     migrations = tmp_path / "migrations"
     migrations.mkdir()
-    for number, path in available_migrations():
+    for _, path in available_migrations():
         (migrations / path.name).write_text(path.read_text())
     broken = f"{len(available_migrations()) + 1:04d}_broken.sql"
     (migrations / broken).write_text("CREATE TABLE half (x);\nTHIS IS NOT SQL;\n")
@@ -60,7 +60,7 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(
 async def test_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "notes.txt"
     db.write_text("this is not sqlite, " * 100)
-    with pytest.raises(StorageError, match="not a usable SQLite database|cannot open"):
+    with pytest.raises(StorageError, match=r"not a usable SQLite database|cannot open"):
         await Store.open(str(db))
     assert db.read_text().startswith("this is not sqlite")
 

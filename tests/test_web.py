@@ -14,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.logs import QUIET_LOGGERS, JSONFormatter, Redactor, configure, event_fields
 from tests.conftest import CREDENTIALS, SECRETS, BotProcess, bot_env
-from tests.test_cli import bot as run_cli
-from tests.test_cli import cli_env
 from tests.fakes.fake_x import FakeX
 from tests.fakes.feed_server import FeedServer
+from tests.test_cli import bot as run_cli
+from tests.test_cli import cli_env
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

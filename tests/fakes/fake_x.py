@@ -406,7 +406,7 @@ class FakeX:
         """Whether :meth:`reject_credentials` is in force."""
         return self._reject_credentials
 
-    async def wait_for_tweets(self, n: int, timeout: float) -> list[Tweet]:  # noqa: ASYNC109
+    async def wait_for_tweets(self, n: int, timeout: float) -> list[Tweet]:
         """Wait until the ledger holds at least ``n`` tweets; return a copy of it.
 
         Raises ``TimeoutError`` naming what did arrive and the last requests' statuses.
