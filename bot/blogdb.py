@@ -66,13 +66,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from html.parser import HTMLParser
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 from bot.errors import ConfigError, FeedError
 from bot.models import Entry, ParsedFeed
+from bot.parse import plain_text, shorten
 
 __all__ = ["BlogDbError", "BlogDbSource", "parse_blog_db_url", "read_blog_db"]
 
@@ -348,7 +348,7 @@ def _feed(source: BlogDbSource, fields: Mapping[str, str], rows: list[tuple[Any,
         title = _plain(values.get("title"))
         summary = _plain(values.get("summary"))
         if not title and summary:
-            title = _shorten(summary, 100)
+            title = shorten(summary, 100)
         entries.append(Entry(
             id=entry_id,
             link=make_link(values.get("url"), source.url_prefix),
@@ -442,47 +442,4 @@ def _text(value: object) -> str:
 def _plain(value: object) -> str:
     """Plain text: tags dropped when it looks like HTML, whitespace collapsed, capped."""
     text = _text(value)
-    if not text:
-        return ""
-    if _LOOKS_LIKE_HTML.search(text):
-        extractor = _TextExtractor()
-        extractor.feed(text[:TEXT_MAX * 20])
-        extractor.close()
-        text = "".join(extractor.parts)
-    text = " ".join(text.split())
-    return _shorten(text, TEXT_MAX) if len(text) > TEXT_MAX else text
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    window = text[:limit]
-    space = window.rfind(" ")
-    return (window[:space] if space > limit // 2 else window[:limit - 1]).rstrip(" ,;:.") + "…"
-
-
-class _TextExtractor(HTMLParser):
-    _SKIP = frozenset({"script", "style"})
-    _BLOCK = frozenset({"br", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "blockquote", "pre", "tr", "td", "th", "hr", "figure", "figcaption"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCK:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCK:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
+    return plain_text(text, "html" if _LOOKS_LIKE_HTML.search(text) else None, TEXT_MAX)

@@ -137,17 +137,17 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
             raise FeedParseError("not a feed: no RSS, Atom or RDF content")
     feed_link = _http_url(url, feed.get("link"))
     site = {h for h in (_host(feed_link), _host(url)) if h}
-    title = _text(feed.get("title"), (feed.get("title_detail") or {}).get("type"))
+    title = plain_text(feed.get("title"), (feed.get("title_detail") or {}).get("type"))
     return ParsedFeed(title=title, link=feed_link,
                       entries=_unique(_xml_entry(e, url, site) for e in d.entries))
 
 
 def _xml_entry(e: Any, url: str, site: set[str]) -> tuple[Entry, str]:
-    title = _text(e.get("title"), (e.get("title_detail") or {}).get("type"), SUMMARY_MAX)
+    title = plain_text(e.get("title"), (e.get("title_detail") or {}).get("type"), SUMMARY_MAX)
     summary = ""
     for detail in (e.get("summary_detail"), *(e.get("content") or ())):
         if detail and detail.get("value"):
-            summary = _text(detail["value"], detail.get("type"), SUMMARY_MAX)
+            summary = plain_text(detail["value"], detail.get("type"), SUMMARY_MAX)
             break
     raw_date = e.get("published") or e.get("updated") or ""
     published = _slash_date(raw_date) or _struct_date(e.get("published_parsed")
@@ -254,7 +254,7 @@ def _json_entry(item: dict[str, Any], url: str, feed_authors: str) -> tuple[Entr
     summary = ""
     for key, kind in (("summary", "text"), ("content_text", "text"), ("content_html", "html")):
         if value := _str(item.get(key)):
-            summary = _text(value, kind, SUMMARY_MAX)
+            summary = plain_text(value, kind, SUMMARY_MAX)
             break
     raw_date = _str(item.get("date_published")) or _str(item.get("date_modified")) or ""
     return _entry(item.get("id"), link, _plain(_str(item.get("title"))), summary,
@@ -279,7 +279,7 @@ def _parse_rss_in_json(rss: dict[str, Any], url: str) -> ParsedFeed:
         raw_date = _str(item.get("pubDate")) or ""
         entries.append(_entry(item.get("guid"), _http_url(url, _str(item.get("link"))),
                               _plain(_str(item.get("title"))),
-                              _text(_str(item.get("description")), "html", SUMMARY_MAX),
+                              plain_text(_str(item.get("description")), "html", SUMMARY_MAX),
                               _plain(_str(item.get("author"))), _as_list(item.get("category")),
                               _rfc822_date(raw_date), raw_date))
     return ParsedFeed(title=_plain(_str(channel.get("title"))),
@@ -298,7 +298,7 @@ def _entry(raw_id: object, link: str | None, title: str, summary: str, author: s
     entry_id = (raw_id.strip() if isinstance(raw_id, str) else "") or link or f"sha256:{digest}"
     categories = dict.fromkeys(c for t in tags if isinstance(t, str) and (c := _plain(t)))
     if not title and summary:
-        title = _shorten(summary, TITLE_MAX_CHARS, TITLE_MAX_WORDS)
+        title = shorten(summary, TITLE_MAX_CHARS, TITLE_MAX_WORDS)
     return Entry(id=entry_id, link=link, title=title, summary=summary, author=author,
                  categories=tuple(categories), published=published), digest
 
@@ -405,16 +405,17 @@ def _plain(value: str | None) -> str:
     return " ".join(value.split())
 
 
-def _text(value: str | None, kind: str | None, limit: int | None = None) -> str:
-    """Plain text of a value whose type is html/xhtml or plain; shortened to ``limit``."""
+def plain_text(value: str | None, kind: str | None, limit: int | None = None) -> str:
+    """Plain text of a value whose type is html/xhtml or plain; shortened to ``limit``.
+    Shared with :mod:`bot.blogdb`."""
     if not value:
         return ""
     is_html = kind is not None and "html" in kind and "<" in value
     text = _html_to_text(value, limit) if is_html else _plain(value)
-    return _shorten(text, limit) if limit else text
+    return shorten(text, limit) if limit else text
 
 
-def _shorten(text: str, max_chars: int, max_words: int | None = None) -> str:
+def shorten(text: str, max_chars: int, max_words: int | None = None) -> str:
     """At most ``max_words`` words and ``max_chars`` characters, cut on a word boundary when
     there is one, ending in "…" when anything was cut. ``text`` is whitespace-collapsed."""
     out, cut = text, False
