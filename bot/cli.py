@@ -18,13 +18,13 @@ import sqlite3
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
-from bot.compose import compose, validate_template, weighted_length
+from bot.compose import compose, compose_posts, validate_template, weighted_length
 from bot.config import CREDENTIALS, Settings, _hashtags, check_feed_url
 from bot.errors import ConfigError, FeedError, StorageError
 from bot.models import Entry
@@ -489,9 +489,7 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
         if not filters.accepts(entry):
             print(f"--- filtered out (never tweeted): {_clip(entry.title, 100)}\n")
             continue
-        if not entry.link and parsed.link:
-            entry = replace(entry, link=parsed.link)
-        text = compose(template, entry, feed_title=parsed.title, hashtags=hashtags)
+        (text,) = compose_posts(template, [entry], parsed.title, parsed.link, hashtags)
         print(f"--- {weighted_length(text)}/280\n{text}\n")
     if not parsed.entries:
         print("(the feed has no entries)")

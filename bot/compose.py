@@ -13,15 +13,19 @@ and a line left empty by it goes. Spaces collapse on each line; blank lines stay
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import string
 import unicodedata
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from twitter_text import parse_tweet
 
 from bot.errors import ConfigError
 from bot.models import Entry
+
+log = logging.getLogger(__name__)
 
 FIELDS = ("title", "url", "feed_title", "author", "summary", "hashtags")
 MAX_WEIGHT = 280
@@ -207,3 +211,26 @@ def compose(template: str, entry: Entry, *, feed_title: str = "", hashtags: str 
         raise ConfigError(f"TWEET_TEMPLATE leaves no room: its own text and the link weigh "
                           f"{weight} of {MAX_WEIGHT} even with every other field emptied")
     return text
+
+
+def compose_posts(template: str, entries: Iterable[Entry], feed_title: str,
+                  feed_link: str | None, hashtags: str = "") -> list[str]:
+    """The tweets for a feed's new entries, as the worker posts them and `preview` shows them.
+
+    Hashtags asked for (``HASHTAGS``, a feed's own) go at the end when the template has no
+    ``{hashtags}``; an entry without a link is tweeted with the feed's home page link; a
+    template that leaves no room for an entry falls back to ``{title} {url}``.
+    """
+    if hashtags and "{hashtags}" not in template:
+        template += " {hashtags}"
+    texts = []
+    for entry in entries:
+        if not entry.link and feed_link:
+            entry = replace(entry, link=feed_link)
+        try:
+            texts.append(compose(template, entry, feed_title=feed_title, hashtags=hashtags))
+        except ConfigError as exc:
+            log.error("template_unusable template=%r error=%s (using '{title} {url}')",
+                      template, exc)
+            texts.append(compose("{title} {url}", entry, feed_title=feed_title))
+    return texts

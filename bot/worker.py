@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from bot.compose import compose
+from bot.compose import compose_posts
 from bot.config import Settings
 from bot.decide import Filters, decide
 from bot.dispatch import Dispatcher, Poster
 from bot.errors import ConfigError, FeedError, FeedGoneError
 from bot.feeds import Fetcher, FetchResult
 from bot.metrics import Metrics
-from bot.models import Entry, ParsedFeed
+from bot.models import ParsedFeed
 from bot.parse import parse_feed
 from bot.store import FeedRow, NewPost, Store
 from bot.twitter import DryRunClient, XClient
@@ -278,12 +278,11 @@ class Worker:
                           filters=filters)
         template = feed.template or s.tweet_template
         hashtags = " ".join(x for x in (s.hashtags, feed.hashtags or "") if x)
-        if hashtags and "{hashtags}" not in template:  # asked-for hashtags go at the end
-            template += " {hashtags}"
         items = [NewPost(e, None) for e in decision.seen_only]
         if decision.to_post:  # measuring weighted length is slow-ish: keep it off the loop
             texts = await asyncio.get_running_loop().run_in_executor(
-                self._executor, compose_posts, template, decision.to_post, parsed, hashtags)
+                self._executor, compose_posts, template, decision.to_post, parsed.title,
+                parsed.link, hashtags)
             items += [NewPost(e, t) for e, t in zip(decision.to_post, texts, strict=True)]
         values = dict(last_status=200, last_error=None, consecutive_failures=0,
                       last_polled_at=started, last_success_at=self.clock(),
@@ -381,20 +380,3 @@ def _iso(ts: float | None) -> str | None:
     if not ts:
         return None
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def compose_posts(template: str, entries: list[Entry], parsed: ParsedFeed,
-                  hashtags: str) -> list[str]:
-    """The tweet texts for new entries (run in the executor). An entry without a link is
-    tweeted with the feed's home page link."""
-    texts = []
-    for entry in entries:
-        if not entry.link and parsed.link:
-            entry = replace(entry, link=parsed.link)
-        try:
-            texts.append(compose(template, entry, feed_title=parsed.title, hashtags=hashtags))
-        except ConfigError as exc:
-            log.error("template_unusable template=%r error=%s (using '{title} {url}')",
-                      template, exc)
-            texts.append(compose("{title} {url}", entry, feed_title=parsed.title))
-    return texts

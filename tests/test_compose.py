@@ -259,3 +259,17 @@ def test_random_entries_always_fit_with_the_link_intact() -> None:
         assert link in extract_urls(text)
         for line in text.split("\n"):
             assert line == line.strip() and "  " not in line
+
+
+def test_compose_posts_appends_asked_for_hashtags_and_uses_the_feed_link() -> None:
+    from bot.compose import compose_posts
+
+    linked = Entry(id="1", link="https://blog.example/1", title="Linked", categories=("rust",))
+    linkless = Entry(id="2", link=None, title="No link of its own")
+    texts = compose_posts("{title} {url}", [linked, linkless], "Blog", "https://blog.example/",
+                          hashtags="#news")
+    assert texts == ["Linked https://blog.example/1 #rust #news",
+                     "No link of its own https://blog.example/ #news"]
+    # a template that names {hashtags} decides where they go
+    (text,) = compose_posts("{hashtags} {title} {url}", [linked], "Blog", None, "#news")
+    assert text == "#rust #news Linked https://blog.example/1"
