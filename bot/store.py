@@ -317,19 +317,32 @@ class Store:
     async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,
                           **feed_values: object) -> list[int]:
         """In ONE transaction: the new entries, a pending post for each that has text, and
-        the feed's new state (validators, title, schedule). Returns the new post ids."""
+        the feed's new state (validators, title, schedule). Returns the new post ids.
+
+        An entry to be tweeted whose link another entry already has (another feed polled
+        meanwhile, say the same blog's JSON Feed) is recorded without a post: the link check
+        runs inside the transaction, so two concurrent polls cannot both tweet it."""
+        insert = ("INSERT OR IGNORE INTO entries "
+                  "(feed_id, entry_key, link, title, published_at, first_seen_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?)")
+
+        def row(e: Entry) -> tuple[object, ...]:
+            published = e.published.timestamp() if e.published else None
+            return (feed_id, e.id, e.link, e.title[:500], published, now)
+
         post_ids: list[int] = []
         async with self._transaction() as db:
-            for item in new:
-                e = item.entry
-                published = e.published.timestamp() if e.published else None
-                cur = await db.execute(
-                    "INSERT OR IGNORE INTO entries "
-                    "(feed_id, entry_key, link, title, published_at, first_seen_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (feed_id, e.id, e.link, e.title[:500], published, now),
-                )
-                if item.text is not None and cur.rowcount == 1 and cur.lastrowid:
+            await db.executemany(insert, [row(i.entry) for i in new if i.text is None])
+            for item in (i for i in new if i.text is not None):
+                if item.entry.link:
+                    async with db.execute("SELECT 1 FROM entries WHERE link = ? LIMIT 1",
+                                          (item.entry.link,)) as cur:
+                        taken = await cur.fetchone() is not None
+                    if taken:
+                        await db.execute(insert, row(item.entry))
+                        continue
+                cur = await db.execute(insert, row(item.entry))
+                if cur.rowcount == 1 and cur.lastrowid:
                     pcur = await db.execute(
                         "INSERT INTO posts (entry_id, text, created_at) VALUES (?, ?, ?)",
                         (cur.lastrowid, item.text, now),

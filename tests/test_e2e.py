@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import SECRETS, BotProcess, bot_env, sqlite_rows
+import pytest
+
+from tests.conftest import NO_SHARED, SECRETS, SHARED_FEEDS, BotProcess, bot_env, sqlite_rows
 from tests.fakes.fake_x import FakeX
 from tests.fakes.feed_server import FeedServer
 
@@ -201,3 +203,26 @@ async def test_sigint_is_a_clean_stop_too(
     assert await bot.wait() == 0
     assert "Traceback" not in bot.output, bot.output
     assert sys.executable  # the bot ran under this interpreter
+
+
+@pytest.mark.skipif(not SHARED_FEEDS.is_dir(), reason=NO_SHARED)
+@pytest.mark.parametrize("pair", [("DaringFireball.atom", "DaringFireball.json"),
+                                  ("allthis.atom", "allthis.json")])
+async def test_one_blog_as_atom_and_as_json_feed_tweets_each_article_once(
+    tmp_path: Path, feed_server: FeedServer, bots: list[BotProcess], pair: tuple[str, str]
+) -> None:
+    for name in pair:
+        feed_server.serve_bytes(f"/{name}", (SHARED_FEEDS / "real" / name).read_bytes(),
+                                content_type="application/octet-stream")
+    env = bot_env(tmp_path / "bot.sqlite3", [feed_server.url(f"/{n}") for n in pair], None,
+                  DRY_RUN=1, BACKFILL=1000)
+    bot = await BotProcess(env, tmp_path).start()
+    bots.append(bot)
+    await bot.wait_for(r"feed_baselined", count=2)
+    await asyncio.sleep(1.5)
+    assert await bot.stop() == 0
+    tweets = [line.split("would tweet: ", 1)[1] for line in bot.lines if "would tweet: " in line]
+    links = [t.rsplit(" ", 1)[-1] for t in tweets]
+    articles = {"DaringFireball.atom": 48, "allthis.atom": 12}[pair[0]]
+    assert len(tweets) == articles, "\n".join(tweets)
+    assert len(set(links)) == articles

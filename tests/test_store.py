@@ -103,3 +103,19 @@ async def test_feed_urls_sync_keeps_history(tmp_path: Path) -> None:
     assert added == []  # it comes back with its history
     assert "https://a/x" in [f.url for f in await store.feeds(pollable_only=True)]
     await store.close()
+
+
+async def test_two_feeds_racing_with_the_same_article_owe_one_post(tmp_path: Path) -> None:
+    """Both polls looked before either wrote (concurrent feeds): the write decides."""
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    await store.sync_env_feeds(["https://a/feed.atom", "https://a/feed.json"], now=1.0)
+    atom, json_feed = await store.feeds()
+    article = "https://a/posts/1"
+    first = await store.record_poll(
+        atom.id, [NewPost(Entry(id="tag:a,1", link=article, title="One"), "One " + article)], 2.0)
+    second = await store.record_poll(
+        json_feed.id, [NewPost(Entry(id="1", link=article, title="One"), "One " + article)], 2.0)
+    assert len(first) == 1 and second == []
+    keys, _ = await store.seen(json_feed.id, [Entry(id="1", link=article, title="One")])
+    assert keys == {"1"}  # remembered for that feed too, so it is not looked at again
+    await store.close()
