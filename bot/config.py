@@ -88,6 +88,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     shutdown_grace: float = 10.0
+    parse_processes: int = 0
 
     def __repr__(self) -> str:  # never print secrets
         shown = []
@@ -136,6 +137,7 @@ class Settings:
             log_level=reader.get("LOG_LEVEL", _log_level, d.log_level),
             log_format=reader.get("LOG_FORMAT", _log_format, d.log_format),
             shutdown_grace=reader.get("SHUTDOWN_GRACE", _nonneg_duration, d.shutdown_grace),
+            parse_processes=reader.get("PARSE_PROCESSES", _nonneg_int, d.parse_processes),
         )
         for name in CREDENTIALS:
             values[name.lower()] = env.get(name, "").strip()

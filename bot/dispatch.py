@@ -249,8 +249,8 @@ class Dispatcher:
             if await self.store.claim(post.id):
                 self._spawn(post)
                 started += 1
-        counts = await self.store.post_counts()
-        self.metrics.pending.set(counts["pending"])
+        # not post_counts(): that counts every post ever sent, on every pass
+        self.metrics.pending.set(await self.store.pending_count())
         if self.gate.closed(self.clock()):
             return self.gate.until - self.clock()
         if started == free or self._free_slots() <= 0:

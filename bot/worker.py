@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -54,6 +54,7 @@ class Worker:
         self.metrics = Metrics()
         self._poster = poster
         self._executor = executor
+        self._own_executor: ProcessPoolExecutor | None = None
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -92,6 +93,14 @@ class Worker:
         self.fetcher = Fetcher(self.session, timeout=s.feed_timeout, max_bytes=s.max_feed_bytes,
                                max_concurrent=s.max_concurrent_fetches,
                                max_per_host=s.max_fetches_per_host)
+        if self._executor is None and s.parse_processes > 0:
+            # Parse (and compose) in other processes: a large feed never holds the GIL the
+            # event loop needs, and two cores parse twice as much (bench/README.md).
+            import multiprocessing
+
+            self._own_executor = ProcessPoolExecutor(
+                s.parse_processes, mp_context=multiprocessing.get_context("forkserver"))
+            self._executor = self._own_executor
         poster = self._poster or self._make_poster()
         self.dispatcher = Dispatcher(
             self.store, poster, max_concurrent=s.max_concurrent_posts,
@@ -139,6 +148,8 @@ class Worker:
                 await step
             except Exception:
                 log.exception("shutdown_step_failed step=%s", name)
+        if self._own_executor is not None:
+            self._own_executor.shutdown(wait=True, cancel_futures=True)
         log.info("worker_stopped")
 
     # -- scheduling ----------------------------------------------------------------------
@@ -245,7 +256,7 @@ class Worker:
                               last_polled_at=started, last_success_at=self.clock(),
                               next_poll_at=started + s.poll_interval,
                               etag=result.etag, last_modified=result.last_modified)
-                await self.store.update_feed(feed.id, **values)
+                self.store.defer_feed_update(feed.id, **values)  # written within 1 s
                 self._remember(feed, **values)
                 self.metrics.polls.labels("not_modified").inc()
                 log.debug("feed_polled url=%s status=304 new=0", feed.url)

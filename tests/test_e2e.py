@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import signal
 import sqlite3
 import sys
@@ -226,3 +227,23 @@ async def test_one_blog_as_atom_and_as_json_feed_tweets_each_article_once(
     articles = {"DaringFireball.atom": 48, "allthis.atom": 12}[pair[0]]
     assert len(tweets) == articles, "\n".join(tweets)
     assert len(set(links)) == articles
+
+
+async def test_parsing_in_worker_processes_gives_the_same_tweets(
+    tmp_path: Path, feed_server: FeedServer, bots: list[BotProcess]
+) -> None:
+    blog = feed_server.add_blog("/feed.xml", "Process blog")
+    for i in range(4):
+        blog.publish(f"Parsed elsewhere {i}", categories=("asyncio",))
+    env = bot_env(tmp_path / "bot.sqlite3", [blog.url], None, DRY_RUN=1, BACKFILL=2,
+                  PARSE_PROCESSES=2, TWEET_TEMPLATE="{title} {url} {hashtags}")
+    bot = await BotProcess(env, tmp_path).start()
+    bots.append(bot)
+    await bot.wait_for(r"would tweet: Parsed elsewhere 3 ")
+    new = blog.publish("Published after the baseline")
+    await bot.wait_for(rf"would tweet: Published after the baseline {re.escape(new.link)}")
+    assert await bot.stop() == 0
+    tweets = [line.split("would tweet: ", 1)[1] for line in bot.lines if "would tweet: " in line]
+    assert tweets == [f"Parsed elsewhere {i} {blog.articles[i].link} #asyncio" for i in (2, 3)] \
+        + [f"Published after the baseline {new.link}"]
+    assert "Traceback" not in bot.output
