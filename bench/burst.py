@@ -17,10 +17,8 @@ round (the baseline), ``articles`` new articles appear at once on the busy blog.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import json
 import re
 import shutil
 import tempfile
@@ -35,9 +33,9 @@ from bench.common import (
     fmt,
     load_average,
     log_line,
+    module_main,
     percentile,
     quiet_logging,
-    report,
     rss_mib,
     run_child,
 )
@@ -213,14 +211,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--child")
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    if args.child:
-        report(asyncio.run(burst_child(json.loads(args.child))))
-    else:
-        print(json.dumps(run(args.quick)["summary"], indent=1))
+    module_main(burst_child, run)
 
 
 if __name__ == "__main__":

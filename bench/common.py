@@ -12,7 +12,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,3 +137,19 @@ def log_line(text: str) -> None:
 
 
 logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+
+
+def module_main(child: Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]],
+                run: Callable[[bool], dict[str, Any]]) -> None:
+    """``python -m bench.X``: ``--child JSON`` is one measured child process (the parent
+    starts it), otherwise the benchmark alone, printing its summary."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.child:
+        report(asyncio.run(child(json.loads(args.child))))
+    else:
+        print(json.dumps(run(args.quick)["summary"], indent=1))

@@ -17,9 +17,6 @@ poll path. ``EXPLAIN QUERY PLAN`` shows which index each lookup uses.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import os
 import shutil
 import sqlite3
@@ -29,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import fmt, load_average, log_line, report, run_child
+from bench.common import fmt, load_average, log_line, module_main, run_child
 
 FULL: dict[str, Any] = dict(small=10_000, large=1_000_000, feeds=1_000, polls=300)
 QUICK: dict[str, Any] = dict(small=10_000, large=100_000, feeds=1_000, polls=100)
@@ -246,14 +243,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--child")
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    if args.child:
-        report(asyncio.run(child(json.loads(args.child))))
-    else:
-        print(json.dumps(run(args.quick)["summary"], indent=1))
+    module_main(child, run)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
-import json
 import shutil
 import statistics
 import sys
@@ -39,8 +37,8 @@ from bench.common import (
     fmt,
     load_average,
     log_line,
+    module_main,
     quiet_logging,
-    report,
     run_child,
     subprocess_server,
 )
@@ -267,14 +265,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--child")
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    if args.child:
-        report(asyncio.run(lag_child(json.loads(args.child))))
-    else:
-        print(json.dumps(run(args.quick)["summary"], indent=1))
+    module_main(lag_child, run)
 
 
 if __name__ == "__main__":
