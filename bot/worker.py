@@ -14,7 +14,7 @@ import heapq
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -137,15 +137,18 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*polls, return_exceptions=True)
         # each step runs even if one before it failed: never leave the database open
-        steps = [("dispatcher", self.dispatcher.close(self.settings.shutdown_grace)
-                  if self.dispatcher else None),
-                 ("http_session", self.session.close() if self.session else None),
-                 ("database", self.store.close() if self.store else None)]
+        grace = self.settings.shutdown_grace
+        steps: list[tuple[str, Callable[[], Awaitable[None]] | None]] = [
+            ("dispatcher", functools.partial(self.dispatcher.close, grace)
+             if self.dispatcher else None),
+            ("http_session", self.session.close if self.session else None),
+            ("database", self.store.close if self.store else None),
+        ]
         for name, step in steps:
             if step is None:
                 continue
             try:
-                await step
+                await step()
             except Exception:
                 log.exception("shutdown_step_failed step=%s", name)
         if self._own_executor is not None:

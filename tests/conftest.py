@@ -136,22 +136,14 @@ class BotProcess:
 
 @pytest.fixture
 async def feed_server() -> AsyncIterator[FeedServer]:
-    server = FeedServer()
-    await server.start()
-    try:
+    async with FeedServer() as server:
         yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture
 async def fake_x() -> AsyncIterator[FakeX]:
-    fx = fake_x_for_credentials()
-    await fx.start()
-    try:
+    async with fake_x_for_credentials() as fx:
         yield fx
-    finally:
-        await fx.close()
 
 
 @pytest.fixture

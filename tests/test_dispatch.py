@@ -50,12 +50,8 @@ class WallX(FakeX):
 
 @pytest.fixture
 async def fx() -> AsyncIterator[WallX]:
-    fake = WallX()
-    await fake.start()
-    try:
+    async with WallX() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 @pytest.fixture
