@@ -19,6 +19,8 @@ import sys
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from feedparser.encodings import convert_to_utf8
+
 from bench import fastxml
 from bench.parsing import ADVERSARIAL, REAL, feed_url
 from bot import parse
@@ -49,6 +51,10 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
             ET.register_namespace(prefix.decode(), uri.decode())
         except ValueError:
             pass
+    # a document in another encoding is mutated as UTF-8 and written back in its own
+    result: dict[str, Any] = {}
+    body = convert_to_utf8({"content-type": "application/xml"}, body, result)
+    encoding = result["encoding"]
     root = ET.fromstring(body)
     parents = {c: p for p in root.iter() for c in p}
     items = [el for el in root.iter() if el.tag.split("}")[-1] in ("item", "entry")]
@@ -70,7 +76,7 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
             rng.choice(kids).text = rng.choice(TEXTS)
         elif op < 0.9 and kids:
             rng.choice(kids).set(rng.choice(ATTRS), rng.choice(VALUES))
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return ET.tostring(root, encoding=encoding, xml_declaration=True)
 
 
 def main() -> int:

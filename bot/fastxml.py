@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from feedparser.datetimes import _parse_date
+from feedparser.encodings import convert_to_utf8
 from feedparser.mixin import _cp1252, _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
 
@@ -105,6 +106,14 @@ def _value(text: str | None, *, resolve: str | None = None) -> str:
     return out
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class _Reader:
     def __init__(self, body: bytes, content_type: str | None) -> None:
         self.body = body
@@ -134,15 +143,20 @@ class _Reader:
         charset = _CHARSET.search(params)
         http = charset.group(1).lower() if charset else None
         ascii_only = self.body.isascii()
-        if declared not in (None, "utf-8", "utf8") and not ascii_only:
-            raise Unsupported(f"declared encoding {declared}")
-        if http not in (None, "utf-8", "utf8") and not ascii_only:
-            raise Unsupported(f"HTTP charset {http}")
-        if http is None and mime.strip().lower().startswith("text/") and not ascii_only:
-            raise Unsupported("text/* without a charset (RFC 3023: us-ascii)")
-        if declared is not None and declared not in ("utf-8", "utf8", "us-ascii", "ascii",
-                                                     "iso-8859-1", "latin-1", "latin1"):
-            raise Unsupported(f"declared encoding {declared}")
+        utf8 = (None, "utf-8", "utf8")
+        if (declared not in utf8 and not ascii_only) or (http not in utf8 and not ascii_only) \
+                or (http is None and mime.strip().lower().startswith("text/")
+                    and not ascii_only) \
+                or (declared is not None and declared not in (
+                    "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1")) \
+                or not (ascii_only or _is_utf8(self.body)):
+            # Not read as UTF-8 as it is: feedparser first converts it to UTF-8 (its own
+            # choice of encoding, declaration rewritten), then reads that. So does this.
+            result: dict[str, Any] = {}
+            self.body = convert_to_utf8({"content-type": self.content_type or ""},
+                                        self.body, result)
+            if not result.get("encoding"):
+                raise Unsupported("no encoding feedparser can read (its loose parser)")
         for prefix, uri in _XMLNS.findall(self.body):
             p, u = prefix.decode("ascii").lower(), uri.decode("utf-8", "replace")
             self.declared.append(u)

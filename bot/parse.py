@@ -389,7 +389,70 @@ class _TextExtractor(HTMLParser):
             self.size += len(" ".join(data.split()))  # a lower bound of the final length
 
 
+# Markup that html.parser (Python 3.11) reads in exactly one way, one token at a time: a
+# comment, a <script>/<style> element (its text is never read; up to the close, or the end),
+# an end tag "</name>", a start tag with well-formed attributes (ASCII whitespace between
+# them, quoted values or plain ASCII bare values). Any other "<" is a stray: html.parser.
+_WS = "[ \t\n\r\f]"
+_NAME = "[a-zA-Z][-a-zA-Z0-9_:.]*"
+_ATTRS = (rf"(?:{_WS}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+          rf"(?:{_WS}*={_WS}*(?:\"[^\"]*\"|'[^']*'|[!#-&(-;?-_a-~]+))?)*{_WS}*")
+_HTML_TOKEN = re.compile(
+    r"<!--.*?--\s*>"
+    rf"|<(?i:script){_ATTRS}>.*?(?:</\s*(?i:script)\s*>|\Z)"
+    rf"|<(?i:style){_ATTRS}>.*?(?:</\s*(?i:style)\s*>|\Z)"
+    rf"|</({_NAME}){_WS}*>"
+    rf"|<({_NAME}){_ATTRS}/?>"
+    r"|(<)", re.S)
+_JOIN = "\x01"  # where a tag stood between two texts: kept apart for unescape, then removed
+_STRAY = 3
+
+
+class _Stray(Exception):
+    pass
+
+
+def _token_text(m: re.Match[str]) -> str:
+    group = m.lastindex
+    if group is None:  # comment, script, style
+        return _JOIN
+    if group == _STRAY:
+        raise _Stray
+    return " " if m.group(group).lower() in _TextExtractor._BLOCK else _JOIN
+
+
+def _html_to_text_fast(markup: str, limit: int | None) -> str | None:
+    """:func:`_html_to_text` for markup made only of :data:`_HTML_TOKEN` tokens and text:
+    the same text as html.parser gives, 10-20x faster; None for anything else.
+
+    With a ``limit``, it reads a prefix cut before a "<" (so the prefix's text is a prefix
+    of the whole text), longer each time, until it has more than ``limit`` characters."""
+    if _JOIN in markup:
+        return None
+    size = len(markup) if limit is None else 4 * limit + 256
+    while True:
+        cut = len(markup) if size >= len(markup) else markup.rfind("<", 0, size)
+        if cut <= 0:
+            cut = len(markup)
+        try:
+            text = _HTML_TOKEN.sub(_token_text, markup[:cut])
+        except _Stray:
+            return None
+        if "&" in text:
+            text = html.unescape(text)
+        text = " ".join(text.replace(_JOIN, "").split())
+        if cut == len(markup) or (limit is not None and len(text) > limit):
+            return text
+        # as much again as the text so far says it takes to reach the limit, and a quarter
+        size = max(2 * size, cut * (limit or 0) // max(len(text), 1) * 5 // 4)
+
+
 def _html_to_text(markup: str, limit: int | None) -> str:
+    fast = _html_to_text_fast(markup, limit)
+    return fast if fast is not None else _html_to_text_parser(markup, limit)
+
+
+def _html_to_text_parser(markup: str, limit: int | None) -> str:
     parser = _TextExtractor()
     step = 4096
     for start in range(0, len(markup), step):  # stop early once there is enough text
