@@ -195,8 +195,15 @@ def compose(template: str, entry: Entry, *, feed_title: str = "", hashtags: str 
     values["url"] = _JUNK.sub("", entry.link or "").strip()
     values["hashtags"] = hashtags_from_categories(entry.categories, hashtags)
 
+    weights: dict[str, int] = {}  # measuring is the slow part: never the same text twice
+
+    def weight(text: str) -> int:
+        if text not in weights:
+            weights[text] = weighted_length(text)
+        return weights[text]
+
     def fits(candidate: dict[str, str]) -> bool:
-        return weighted_length(_render(parts, candidate)) <= MAX_WEIGHT
+        return weight(_render(parts, candidate)) <= MAX_WEIGHT
 
     used = {name for _, name in parts}
     for name in (name for name in _SHRINK_ORDER if name in used):
@@ -207,9 +214,9 @@ def compose(template: str, entry: Entry, *, feed_title: str = "", hashtags: str 
         keep = _largest_fitting(size, functools.partial(_fits_cut, fits, values, name, full))
         values[name] = _cut(name, full, keep)
     text = _render(parts, values)
-    if (weight := weighted_length(text)) > MAX_WEIGHT:
+    if (total := weight(text)) > MAX_WEIGHT:
         raise ConfigError(f"TWEET_TEMPLATE leaves no room: its own text and the link weigh "
-                          f"{weight} of {MAX_WEIGHT} even with every other field emptied")
+                          f"{total} of {MAX_WEIGHT} even with every other field emptied")
     return text
 
 

@@ -30,14 +30,14 @@ What a hostile or broken server gets:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
+import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -90,22 +90,36 @@ class _HostSlots:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._slots: dict[str, list[Any]] = {}  # host -> [semaphore, users]
 
-    @contextlib.asynccontextmanager
-    async def hold(self, host: str) -> AsyncIterator[None]:
-        sem, users = self._slots.setdefault(host, (asyncio.Semaphore(self.limit), [0]))
-        users[0] += 1
+    async def acquire(self, host: str) -> None:
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = [asyncio.Semaphore(self.limit), 0]
+        slot[1] += 1
         try:
-            async with sem:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._slots[host]
+            await slot[0].acquire()
+        except BaseException:
+            self._leave(host, slot)
+            raise
+
+    def release(self, host: str) -> None:
+        slot = self._slots[host]
+        slot[0].release()
+        self._leave(host, slot)
+
+    def _leave(self, host: str, slot: list[Any]) -> None:
+        slot[1] -= 1
+        if slot[1] == 0:
+            del self._slots[host]
 
     def __len__(self) -> int:
         return len(self._slots)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 class Fetcher:
@@ -120,32 +134,36 @@ class Fetcher:
 
     async def fetch(self, url: str, *, etag: str | None = None,
                     last_modified: str | None = None) -> FetchResult:
-        host = (urlsplit(url).hostname or "").lower()
-        async with self._per_host.hold(host), self._global:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    return await self._fetch(url, etag, last_modified)
-            except TimeoutError:  # ours, or aiohttp's connect timeout (a TimeoutError too)
-                raise FeedFetchError(f"timed out after {self.timeout:g} s "
-                                     "(FEED_TIMEOUT)") from None
-            except aiohttp.TooManyRedirects as exc:
-                hops = [_clip(str(r.url), 100) for r in exc.history][:3]
-                raise FeedFetchError(f"too many redirects (a redirect loop?): more than "
-                                     f"{MAX_REDIRECTS} hops: {' -> '.join(hops)} ...") from None
-            except aiohttp.ClientResponseError as exc:
-                # Never a real status (we do not raise_for_status): the response could not
-                # be read as HTTP at all, and aiohttp labels that 400.
-                raise FeedFetchError(f"invalid HTTP response: {_clip(exc.message)}") from None
-            except aiohttp.ClientConnectorError as exc:
-                raise FeedFetchError(_connect_message(exc)) from None
-            except aiohttp.ClientPayloadError as exc:
-                raise FeedFetchError(f"response body cut short or undecodable: "
-                                     f"{_clip(str(exc))}") from None
-            except aiohttp.ServerDisconnectedError:
-                raise FeedFetchError("the server closed the connection without "
-                                     "answering") from None
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
-                raise FeedFetchError(f"{type(exc).__name__}: {_clip(str(exc))}") from None
+        host = _host(url)
+        await self._per_host.acquire(host)
+        try:
+            async with self._global:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        return await self._fetch(url, etag, last_modified)
+                except TimeoutError:  # ours, or aiohttp's connect timeout (a TimeoutError too)
+                    raise FeedFetchError(f"timed out after {self.timeout:g} s "
+                                         "(FEED_TIMEOUT)") from None
+                except aiohttp.TooManyRedirects as exc:
+                    hops = [_clip(str(r.url), 100) for r in exc.history][:3]
+                    raise FeedFetchError(f"too many redirects (a redirect loop?): more than "
+                                         f"{MAX_REDIRECTS} hops: {' -> '.join(hops)} ...") from None
+                except aiohttp.ClientResponseError as exc:
+                    # Never a real status (we do not raise_for_status): the response could not
+                    # be read as HTTP at all, and aiohttp labels that 400.
+                    raise FeedFetchError(f"invalid HTTP response: {_clip(exc.message)}") from None
+                except aiohttp.ClientConnectorError as exc:
+                    raise FeedFetchError(_connect_message(exc)) from None
+                except aiohttp.ClientPayloadError as exc:
+                    raise FeedFetchError(f"response body cut short or undecodable: "
+                                         f"{_clip(str(exc))}") from None
+                except aiohttp.ServerDisconnectedError:
+                    raise FeedFetchError("the server closed the connection without "
+                                         "answering") from None
+                except (aiohttp.ClientError, OSError, ValueError) as exc:
+                    raise FeedFetchError(f"{type(exc).__name__}: {_clip(str(exc))}") from None
+        finally:
+            self._per_host.release(host)
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}

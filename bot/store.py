@@ -9,13 +9,15 @@ and is tracked by ``PRAGMA user_version``; a database newer than the code is ref
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -23,6 +25,7 @@ from bot.errors import SchemaTooNewError, StorageError
 from bot.models import Entry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
@@ -219,23 +222,32 @@ class Store:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            else:
                 await self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    await self.db.execute("ROLLBACK")
+                raise
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` on aiosqlite's database thread, in ONE trip there and back,
+        however many statements it runs (aiosqlite's own calls take a trip each: execute,
+        fetch and close a cursor are three; each trip wakes that thread and then the event
+        loop). ``Connection._execute`` is how aiosqlite runs every one of its calls."""
+        async with self._lock:
+            return await self.db._execute(fn, self.db._conn)  # type: ignore[no-any-return]
+
+    async def _run_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`_run` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error)."""
+        return await self._run(functools.partial(_in_transaction, fn))
 
     async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self._lock, self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return await self._run(lambda conn: conn.execute(sql, params).fetchall())
 
     async def _fetchone(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
-        async with self._lock, self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        return await self._run(lambda conn: conn.execute(sql, params).fetchone())
 
     async def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
-        async with self._lock, self.db.execute(sql, params) as cur:
-            return cur.rowcount
+        return await self._run(lambda conn: conn.execute(sql, params).rowcount)
 
     # -- feeds -----------------------------------------------------------------------------
 
@@ -288,6 +300,12 @@ class Store:
         await self.flush_feed_updates()
         row = await self._fetchone("SELECT * FROM feeds WHERE url = ?", (url,))
         return _feed(row) if row else None
+
+    async def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes when another connection (the CLI, say)
+        commits, never for this connection's own writes."""
+        row = await self._fetchone("PRAGMA data_version")
+        return int(row[0]) if row else 0
 
     async def feeds(self, *, pollable_only: bool = False) -> list[FeedRow]:
         await self.flush_feed_updates()
@@ -347,11 +365,13 @@ class Store:
         groups: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
         for fid, values in pending.items():
             groups.setdefault(tuple(values), []).append((*values.values(), fid))
+        def write(conn: sqlite3.Connection) -> None:
+            for columns, rows in groups.items():
+                assignments = ", ".join(f"{k} = ?" for k in columns)
+                conn.executemany(f"UPDATE feeds SET {assignments} WHERE id = ?", rows)
+
         try:
-            async with self._transaction() as db:
-                for columns, rows in groups.items():
-                    assignments = ", ".join(f"{k} = ?" for k in columns)
-                    await db.executemany(f"UPDATE feeds SET {assignments} WHERE id = ?", rows)
+            await self._run_transaction(write)
         except BaseException:
             for fid, values in pending.items():  # keep them, under anything newer
                 self._deferred[fid] = {**values, **self._deferred.get(fid, {})}
@@ -363,21 +383,22 @@ class Store:
         """Which of these entries' ids this feed has seen, and which links any feed has seen."""
         keys = list({e.id for e in entries})
         links = list({e.link for e in entries if e.link})
-        seen_keys: set[str] = set()
-        seen_links: set[str] = set()
-        async with self._lock:
+
+        def read(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+            seen_keys: set[str] = set()
+            seen_links: set[str] = set()
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i:i + _CHUNK]
                 sql = (f"SELECT entry_key FROM entries WHERE feed_id = ? AND entry_key IN "
                        f"({','.join('?' * len(chunk))})")
-                async with self.db.execute(sql, (feed_id, *chunk)) as cur:
-                    seen_keys.update(r[0] for r in await cur.fetchall())
+                seen_keys.update(r[0] for r in conn.execute(sql, (feed_id, *chunk)))
             for i in range(0, len(links), _CHUNK):
                 chunk = links[i:i + _CHUNK]
                 sql = f"SELECT link FROM entries WHERE link IN ({','.join('?' * len(chunk))})"
-                async with self.db.execute(sql, chunk) as cur:
-                    seen_links.update(r[0] for r in await cur.fetchall())
-        return seen_keys, seen_links
+                seen_links.update(r[0] for r in conn.execute(sql, chunk))
+            return seen_keys, seen_links
+
+        return await self._run(read)
 
     async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,
                           **feed_values: object) -> list[int]:
@@ -396,20 +417,19 @@ class Store:
             return (feed_id, e.id, e.link, e.title[:500], published, now)
 
         feed_values = {**self._deferred.pop(feed_id, {}), **feed_values}  # never reordered
-        post_ids: list[int] = []
-        async with self._transaction() as db:
-            await db.executemany(insert, [row(i.entry) for i in new if i.text is None])
+
+        def write(conn: sqlite3.Connection) -> list[int]:
+            post_ids: list[int] = []
+            conn.executemany(insert, [row(i.entry) for i in new if i.text is None])
             for item in (i for i in new if i.text is not None):
-                if item.entry.link:
-                    async with db.execute("SELECT 1 FROM entries WHERE link = ? LIMIT 1",
-                                          (item.entry.link,)) as cur:
-                        taken = await cur.fetchone() is not None
-                    if taken:
-                        await db.execute(insert, row(item.entry))
-                        continue
-                cur = await db.execute(insert, row(item.entry))
+                if item.entry.link and conn.execute(
+                        "SELECT 1 FROM entries WHERE link = ? LIMIT 1",
+                        (item.entry.link,)).fetchone() is not None:
+                    conn.execute(insert, row(item.entry))  # seen, never tweeted twice
+                    continue
+                cur = conn.execute(insert, row(item.entry))
                 if cur.rowcount == 1 and cur.lastrowid:
-                    pcur = await db.execute(
+                    pcur = conn.execute(
                         "INSERT INTO posts (entry_id, text, created_at) VALUES (?, ?, ?)",
                         (cur.lastrowid, item.text, now),
                     )
@@ -417,9 +437,11 @@ class Store:
                         post_ids.append(pcur.lastrowid)
             if feed_values:
                 assignments = ", ".join(f"{k} = ?" for k in feed_values)
-                await db.execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
-                                 (*feed_values.values(), feed_id))
-        return post_ids
+                conn.execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
+                             (*feed_values.values(), feed_id))
+            return post_ids
+
+        return await self._run_transaction(write)
 
     # -- posts -------------------------------------------------------------------------------
 
@@ -536,6 +558,18 @@ class Store:
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)
         )
+
+
+def _in_transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite may have rolled back by itself (a full disk, say)
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _feed(row: sqlite3.Row) -> FeedRow:

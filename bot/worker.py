@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import heapq
 import logging
 import re
 import time
@@ -60,10 +59,11 @@ class Worker:
         self.session: aiohttp.ClientSession | None = None
         self.fetcher: Fetcher | None = None
         self.feeds: dict[int, FeedRow] = {}
-        self._heap: list[tuple[float, int]] = []
+        self._timers: dict[int, asyncio.TimerHandle] = {}
         self._polling: dict[int, asyncio.Task[PollReport]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._data_version: int | None = None
         self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
         self.last_successful_poll: float | None = None
         self.started_at = clock()
 
@@ -126,7 +126,6 @@ class Worker:
         if not self._stop.is_set():
             log.info("shutdown_requested")
         self._stop.set()
-        self._wake.set()
 
     async def close(self) -> None:
         """Stop polling, give posts in flight the grace period, close everything."""
@@ -158,52 +157,67 @@ class Worker:
     # -- scheduling ----------------------------------------------------------------------
 
     async def _load_feeds(self) -> None:
+        """Read the pollable feeds, unless nothing but this process wrote since last time
+        (``PRAGMA data_version``): its own writes are in :attr:`feeds` already."""
         assert self.store is not None
+        version = await self.store.data_version()
+        if version == self._data_version:
+            return
         rows = await self.store.feeds(pollable_only=True)
+        self._data_version = version
         fresh = {f.id: f for f in rows}
         for fid, feed in fresh.items():
             known = self.feeds.get(fid)
             if known is None or fid not in self._polling:
-                if known is None or known.next_poll_at != feed.next_poll_at:
-                    heapq.heappush(self._heap, (feed.next_poll_at, fid))
                 self.feeds[fid] = feed
+                if known is None or known.next_poll_at != feed.next_poll_at:
+                    self._schedule(fid)
         for fid in list(self.feeds):
             if fid not in fresh and fid not in self._polling:
                 del self.feeds[fid]
+                self._unschedule(fid)
+
+    def _schedule(self, fid: int) -> None:
+        """Start feed ``fid``'s next poll at its ``next_poll_at``: one timer per feed, in
+        the event loop's own timer heap (no scheduler task to wake up for every poll)."""
+        self._unschedule(fid)
+        if self._loop is None or self._stop.is_set():
+            return
+        delay = max(0.0, self.feeds[fid].next_poll_at - self.clock())
+        self._timers[fid] = self._loop.call_later(delay, self._start_poll, fid)
+
+    def _unschedule(self, fid: int) -> None:
+        timer = self._timers.pop(fid, None)
+        if timer is not None:
+            timer.cancel()
 
     async def run(self) -> None:
         """Poll every feed on its own schedule until :meth:`stop`."""
-        refresh_at = self.clock() + FEED_REFRESH_INTERVAL
+        self._loop = asyncio.get_running_loop()
+        for fid in self.feeds:
+            self._schedule(fid)
         lag = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
         try:
             while not self._stop.is_set():
-                now = self.clock()
-                if now >= refresh_at:
-                    await self._load_feeds()
-                    refresh_at = now + FEED_REFRESH_INTERVAL
-                self._start_due_polls(now)
-                wait = refresh_at - now
-                if self._heap:
-                    wait = min(wait, self._heap[0][0] - now)
-                self._wake.clear()
                 try:
-                    async with asyncio.timeout(max(0.0, wait)):
-                        await self._wake.wait()
+                    async with asyncio.timeout(FEED_REFRESH_INTERVAL):
+                        await self._stop.wait()
                 except TimeoutError:
-                    pass
+                    await self._load_feeds()
         finally:
+            for fid in list(self._timers):
+                self._unschedule(fid)
             lag.cancel()
             await asyncio.gather(lag, return_exceptions=True)
 
-    def _start_due_polls(self, now: float) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            due, fid = heapq.heappop(self._heap)
-            feed = self.feeds.get(fid)
-            if feed is None or fid in self._polling or feed.next_poll_at != due:
-                continue  # removed, already running, or a stale heap item
-            task = asyncio.create_task(self.poll(feed), name=f"poll-{fid}")
-            self._polling[fid] = task
-            task.add_done_callback(functools.partial(self._poll_done, fid))
+    def _start_poll(self, fid: int) -> None:
+        self._timers.pop(fid, None)
+        feed = self.feeds.get(fid)
+        if feed is None or fid in self._polling or self._stop.is_set():
+            return  # removed, already running, or stopping
+        task = self._loop.create_task(self.poll(feed))  # type: ignore[union-attr]
+        self._polling[fid] = task
+        task.add_done_callback(functools.partial(self._poll_done, fid))
 
     def _poll_done(self, fid: int, task: asyncio.Task[PollReport]) -> None:
         self._polling.pop(fid, None)
@@ -215,8 +229,7 @@ class Worker:
                 self.feeds[fid] = replace(feed, next_poll_at=nxt)
         feed = self.feeds.get(fid)
         if feed is not None and not feed.gone:
-            heapq.heappush(self._heap, (feed.next_poll_at, fid))
-        self._wake.set()
+            self._schedule(fid)
 
     async def run_once(self, drain_timeout: float | None = 60.0) -> list[PollReport]:
         """Poll every feed once, then wait for the posts that are due (tests, `--once`)."""
