@@ -106,6 +106,10 @@ def _value(text: str | None, *, resolve: str | None = None) -> str:
     return out
 
 
+_UTF8 = ("utf-8", "utf8")
+_ASCII_SUPERSETS = ("us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1")
+
+
 def _is_utf8(body: bytes) -> bool:
     try:
         body.decode("utf-8")
@@ -142,14 +146,13 @@ class _Reader:
         mime, _, params = (self.content_type or "application/xml").partition(";")
         charset = _CHARSET.search(params)
         http = charset.group(1).lower() if charset else None
-        ascii_only = self.body.isascii()
-        utf8 = (None, "utf-8", "utf8")
-        if (declared not in utf8 and not ascii_only) or (http not in utf8 and not ascii_only) \
-                or (http is None and mime.strip().lower().startswith("text/")
-                    and not ascii_only) \
-                or (declared is not None and declared not in (
-                    "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1")) \
-                or not (ascii_only or _is_utf8(self.body)):
+        if self.body.isascii():  # read the same in any encoding it may declare
+            as_is = declared in (None, *_UTF8, *_ASCII_SUPERSETS)
+        else:
+            as_is = (declared in (None, *_UTF8) and http in (None, *_UTF8)
+                     and not (http is None and mime.strip().lower().startswith("text/"))
+                     and _is_utf8(self.body))
+        if not as_is:
             # Not read as UTF-8 as it is: feedparser first converts it to UTF-8 (its own
             # choice of encoding, declaration rewritten), then reads that. So does this.
             result: dict[str, Any] = {}

@@ -1,9 +1,11 @@
 """SQLite storage through aiosqlite: migrations, feeds, entries, posts.
 
 One connection in autocommit mode; every operation takes ``self._lock`` so that the
-statements of one transaction are never interleaved with another task's. Transactions are
-explicit (``BEGIN IMMEDIATE`` … ``COMMIT``). The schema lives in ``migrations/NNNN_name.sql``
-and is tracked by ``PRAGMA user_version``; a database newer than the code is refused.
+statements of one transaction are never interleaved with another task's. Each operation is
+one function run on aiosqlite's database thread (:meth:`Store._run`); a transaction
+(``BEGIN IMMEDIATE`` … ``COMMIT``) runs whole inside one such function. The schema lives
+in ``migrations/NNNN_name.sql`` and is tracked by ``PRAGMA user_version``; a database newer
+than the code is refused.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import functools
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -216,18 +217,6 @@ class Store:
                 log.info("migration_applied name=%s version=%d", path.name, number)
             return await self.user_version()
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-                await self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    await self.db.execute("ROLLBACK")
-                raise
-
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(connection)`` on aiosqlite's database thread, in ONE trip there and back,
         however many statements it runs (aiosqlite's own calls take a trip each: execute,
@@ -254,38 +243,42 @@ class Store:
     async def sync_env_feeds(self, urls: Iterable[str], now: float) -> tuple[list[str], list[str]]:
         """Make the 'env' feeds match FEED_URLS. Returns (added, deactivated) URLs."""
         wanted = list(dict.fromkeys(urls))
-        async with self._transaction() as db:
-            async with db.execute("SELECT url, origin, active FROM feeds") as cur:
-                existing = {r["url"]: r for r in await cur.fetchall()}
+
+        def write(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+            existing = {r["url"]: r
+                        for r in conn.execute("SELECT url, origin, active FROM feeds")}
             added = [u for u in wanted if u not in existing]
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO feeds (url, origin, created_at) VALUES (?, 'env', ?)",
                 [(u, now) for u in added],
             )
-            await db.executemany(  # a URL listed in FEED_URLS is polled, whoever added it
+            conn.executemany(  # a URL listed in FEED_URLS is polled, whoever added it
                 "UPDATE feeds SET active = 1, origin = 'env' WHERE url = ? "
                 "AND (active = 0 OR origin = 'cli')",
                 [(u,) for u in wanted if u in existing],
             )
             dropped = [u for u, r in existing.items()
                        if r["origin"] == "env" and r["active"] and u not in wanted]
-            await db.executemany("UPDATE feeds SET active = 0 WHERE url = ?",
-                                 [(u,) for u in dropped])
-        return added, dropped
+            conn.executemany("UPDATE feeds SET active = 0 WHERE url = ?",
+                             [(u,) for u in dropped])
+            return added, dropped
+
+        return await self._run_transaction(write)
 
     async def add_feed(self, url: str, now: float, **settings: object) -> FeedRow:
         columns = {k: v for k, v in settings.items()
                    if k in ("template", "hashtags", "include_re", "exclude_re", "backfill")}
-        async with self._transaction() as db:
-            async with db.execute("SELECT id FROM feeds WHERE url = ?", (url,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                await db.execute("INSERT INTO feeds (url, origin, created_at) VALUES (?, 'cli', ?)",
-                                 (url, now))
+
+        def write(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT id FROM feeds WHERE url = ?", (url,)).fetchone() is None:
+                conn.execute("INSERT INTO feeds (url, origin, created_at) VALUES (?, 'cli', ?)",
+                             (url, now))
             else:
-                await db.execute("UPDATE feeds SET active = 1 WHERE url = ?", (url,))
+                conn.execute("UPDATE feeds SET active = 1 WHERE url = ?", (url,))
             for name, value in columns.items():
-                await db.execute(f"UPDATE feeds SET {name} = ? WHERE url = ?", (value, url))
+                conn.execute(f"UPDATE feeds SET {name} = ? WHERE url = ?", (value, url))
+
+        await self._run_transaction(write)
         feed = await self.feed_by_url(url)
         assert feed is not None
         return feed
@@ -365,6 +358,7 @@ class Store:
         groups: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
         for fid, values in pending.items():
             groups.setdefault(tuple(values), []).append((*values.values(), fid))
+
         def write(conn: sqlite3.Connection) -> None:
             for columns, rows in groups.items():
                 assignments = ", ".join(f"{k} = ?" for k in columns)

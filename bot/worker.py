@@ -215,7 +215,7 @@ class Worker:
         feed = self.feeds.get(fid)
         if feed is None or fid in self._polling or self._stop.is_set():
             return  # removed, already running, or stopping
-        task = self._loop.create_task(self.poll(feed))  # type: ignore[union-attr]
+        task = asyncio.create_task(self.poll(feed))
         self._polling[fid] = task
         task.add_done_callback(functools.partial(self._poll_done, fid))
 
