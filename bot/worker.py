@@ -306,7 +306,7 @@ class Worker:
         template = feed.template or s.tweet_template
         hashtags = " ".join(x for x in (s.hashtags, feed.hashtags or "") if x)
         items = [NewPost(e, None) for e in decision.seen_only]
-        if decision.to_post:  # measuring weighted length is slow-ish: keep it off the loop
+        if decision.to_post:  # a long title can take many measurements: keep it off the loop
             texts = await asyncio.get_running_loop().run_in_executor(
                 self._executor, compose_posts, template, decision.to_post, parsed.title,
                 parsed.link, hashtags)

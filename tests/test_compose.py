@@ -273,3 +273,83 @@ def test_compose_posts_appends_asked_for_hashtags_and_uses_the_feed_link() -> No
     # a template that names {hashtags} decides where they go
     (text,) = compose_posts("{hashtags} {title} {url}", [linked], "Blog", None, "#news")
     assert text == "#rust #news Linked https://blog.example/1"
+
+
+# ---------------------------------------------------------------- the cheap bound
+
+TRICKY = (
+    "", "a", ".", "a.co", "x.co/y", "t.co/abc", "example.com", "a.b.c.d.com", "go to x.ly now",
+    "1️⃣2️⃣#️⃣*️⃣", "#1 *2* 3", "©®™‼", "👨\u200d👩\u200d👧 👍🏿 🇯🇵🇫🇷 🏳️\u200d🌈",
+    "日本語.jp/パス", "http://日本語.jp", "例え。テスト",
+    "\u0958\u0959\u095a \ufb2c \U0001d15e",  # NFC lengthens these (to 2 or 3 characters)
+    "e\u0301 n\u0303 A\u030a", "line\r\nbreak\rold mac\n", "https://127.0.0.1:8080/x",
+    "http://[::1]/", "xn--wgv71a119e.jp", "a" * 400 + ".com", "ｆｕｌｌｗｉｄｔｈ．ｃｏｍ",
+    "\u2019quotes\u2018 \u201cdouble\u201d \u2026 \u2014", "\U0001F600" * 150,
+    "mail me: a@b.co, or https://x.org/a.b.c?d=e.f#g.h", "v1.2.3 released.",
+)
+
+
+def _bound_cases() -> list[str]:
+    rnd = random.Random(7)
+    texts = list(TRICKY)
+    pieces = [*TRICKY, *WORDS, *EMOJI, "https://example.com/path", "www.example.org", "a.b"]
+    for _ in range(1500):
+        texts.append(rnd.choice(("", " ", "\n")).join(
+            rnd.choice(pieces) for _ in range(rnd.randrange(1, 12))))
+        texts.append(random_text(rnd, 20))
+    return texts
+
+
+def test_the_cheap_bound_is_never_below_xs_weighted_length() -> None:
+    from bot.compose import weight_at_most
+
+    for text in _bound_cases():
+        assert weight_at_most(text) >= weighted_length(text), repr(text)
+
+
+def test_the_cheap_bound_holds_on_every_corpus_entry() -> None:
+    from bot.compose import weight_at_most
+    from bot.parse import parse_feed
+    from tests.conftest import NO_SHARED, SHARED_FEEDS
+
+    if not SHARED_FEEDS.is_dir():
+        pytest.skip(NO_SHARED)
+    checked = 0
+    for path in sorted(SHARED_FEEDS.glob("*/*")):
+        try:
+            parsed = parse_feed(path.read_bytes(), f"https://example.org/{path.name}")
+        except Exception:  # the ill-formed ones that do not parse at all
+            continue
+        for e in parsed.entries:
+            for text in (e.title, e.summary[:600], f"{e.title} {e.link or ''}"):
+                assert weight_at_most(text) >= weighted_length(text), (path.name, text)
+                checked += 1
+    assert checked > 1000
+
+
+def test_an_ordinary_tweet_is_judged_by_the_bound_alone() -> None:
+    """The point of the bound: a usual title and link fit without asking twitter-text."""
+    from bot.compose import weight_at_most
+
+    text = ("Why Python\u2019s asyncio cancellation surprises everyone (and how to cope) "
+            "https://blog.example.org/2026/11/25/asyncio-cancellation #python")
+    assert weight_at_most(text) <= MAX_WEIGHT
+    assert weight_at_most("plain words and no dot") == weighted_length("plain words and no dot")
+
+
+def test_compose_gives_the_same_text_with_or_without_the_bound(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.compose
+
+    rnd = random.Random(99)
+    cases = []
+    for _ in range(150):
+        link = "https://example.com/" + "".join(
+            rnd.choice("abc.def/0123") for _ in range(rnd.randrange(1, 120)))
+        item = entry(random_text(rnd, 30), link=link, summary=random_text(rnd, 60),
+                     categories=tuple(random_text(rnd, 2) for _ in range(rnd.randrange(4))))
+        cases.append((rnd.choice(TEMPLATES), item, random_text(rnd, 4)))
+    with_bound = [compose(t, e, feed_title=f) for t, e, f in cases]
+    monkeypatch.setattr(bot.compose, "weight_at_most", lambda text: MAX_WEIGHT + 1)
+    assert [compose(t, e, feed_title=f) for t, e, f in cases] == with_bound
