@@ -47,7 +47,7 @@ def _check_feed_columns(values: dict[str, object]) -> None:
         raise ValueError(f"unknown feed columns: {sorted(unknown)}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # the worker keeps one per feed and updates it after each poll
 class FeedRow:
     id: int
     url: str

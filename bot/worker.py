@@ -272,6 +272,8 @@ class Worker:
                               last_polled_at=started, last_success_at=self.clock(),
                               next_poll_at=started + s.poll_interval,
                               etag=result.etag, last_modified=result.last_modified)
+                # usually only the three times change: write only what did
+                values = {k: v for k, v in values.items() if getattr(feed, k) != v}
                 self.store.defer_feed_update(feed.id, **values)  # written within 1 s
                 self._remember(feed, **values)
                 self.metrics.polls.labels("not_modified").inc()
@@ -293,6 +295,7 @@ class Worker:
         assert self.store is not None and self.dispatcher is not None
         s = self.settings
         now_dt = datetime.fromtimestamp(self.clock(), UTC)
+        baselining = not feed.baselined  # read before _remember() below updates the row
         seen_keys, seen_links = await self.store.seen(feed.id, parsed.entries)
         try:
             filters = Filters.compile(feed.include_re, feed.exclude_re)
@@ -301,7 +304,7 @@ class Worker:
             filters = Filters()
         backfill = s.backfill if feed.backfill is None else feed.backfill
         decision = decide(parsed.entries, seen_keys=seen_keys, seen_links=seen_links,
-                          first_poll=not feed.baselined, backfill=backfill, now=now_dt,
+                          first_poll=baselining, backfill=backfill, now=now_dt,
                           filters=filters)
         template = feed.template or s.tweet_template
         hashtags = " ".join(x for x in (s.hashtags, feed.hashtags or "") if x)
@@ -323,7 +326,7 @@ class Worker:
             self.dispatcher.wake()
             self.metrics.articles.inc(len(post_ids))
         self.metrics.polls.labels("new" if post_ids else "unchanged").inc()
-        if not feed.baselined:
+        if baselining:
             log.info("feed_baselined url=%s entries=%d tweeting=%d%s", feed.url,
                      len(parsed.entries), len(post_ids),
                      "" if post_ids else " (older articles are not tweeted; BACKFILL=N tweets "
@@ -367,11 +370,12 @@ class Worker:
         return self._remember(feed, fetch_url=new_url)
 
     def _remember(self, feed: FeedRow, **values: object) -> FeedRow:
-        fields = {k: bool(v) if k in ("gone", "baselined") else v for k, v in values.items()}
-        updated = replace(feed, **fields)  # type: ignore[arg-type]
+        """What this poll wrote (or deferred), on the feed's row in :attr:`feeds` too."""
+        for name, value in values.items():
+            setattr(feed, name, bool(value) if name in ("gone", "baselined") else value)
         if feed.id in self.feeds:
-            self.feeds[feed.id] = updated
-        return updated
+            self.feeds[feed.id] = feed
+        return feed
 
     # -- health ---------------------------------------------------------------------------
 

@@ -247,3 +247,46 @@ async def test_parsing_in_worker_processes_gives_the_same_tweets(
     assert tweets == [f"Parsed elsewhere {i} {blog.articles[i].link} #asyncio" for i in (2, 3)] \
         + [f"Published after the baseline {new.link}"]
     assert "Traceback" not in bot.output
+
+
+async def test_a_304s_new_validators_are_used_next_and_survive_a_restart(
+    tmp_path: Path, feed_server: FeedServer, bots: list[BotProcess]
+) -> None:
+    """A 304 may carry a new ETag; the bot sends the newest one back, and after a restart
+    too (the 304 bookkeeping is written in batches, only what changed)."""
+    from aiohttp import web
+
+    blog = feed_server.add_blog("/blog.xml")
+    blog.publish("Only post")
+    body = blog.render()
+    given: list[str] = []
+    sent: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        sent.append(request.headers.get("If-None-Match"))
+        etag = f'"v{len(given) + 1}"'
+        status = 304 if given and sent[-1] == given[-1] else 200
+        given.append(etag)
+        if status == 304:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=body, headers={"ETag": etag},
+                            content_type="application/rss+xml")
+
+    feed_server.set_handler("/etag.xml", handler)
+    db = tmp_path / "bot.sqlite3"
+    env = bot_env(db, [feed_server.url("/etag.xml")], None, DRY_RUN=1)
+    bot = await BotProcess(env, tmp_path).start()
+    bots.append(bot)
+    await wait_for_hits(feed_server, "/etag.xml", 4)
+    assert await bot.stop() == 0
+    # one 200, then each request sent the ETag of the answer before it
+    assert sent[0] is None and sent[1:] == given[:len(sent) - 1], (sent, given)
+    assert sqlite_rows(db, "SELECT etag, last_status, consecutive_failures FROM feeds") == [
+        (given[-1], 304, 0)]
+
+    hits = feed_server.hits["/etag.xml"]
+    again = await BotProcess(env, tmp_path).start()
+    bots.append(again)
+    await wait_for_hits(feed_server, "/etag.xml", hits + 1)
+    assert await again.stop() == 0
+    assert sent[hits] == given[hits - 1], "after a restart the newest ETag is sent"
