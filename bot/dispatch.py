@@ -1,9 +1,10 @@
 """Background posting: one task per post, a bounded number in flight, one gate for all.
 
-The queue is durable: pending posts live in SQLite. A pump task reads the posts that are
-due, claims each (pending -> sending, committed) and hands it to its own background task;
-polling never awaits any of this, it only calls :meth:`Dispatcher.wake`. Every task's
-exception reaches a handler that logs it; strong references are kept until a task ends.
+The queue is durable: pending posts live in SQLite. A pump task claims the posts that are
+due (pending -> sending, committed; one trip to the database per pass) and hands each to its
+own background task; polling never awaits any of this, it only calls
+:meth:`Dispatcher.wake`. Every task's exception reaches a handler that logs it; strong
+references are kept until a task ends.
 
 The gate closes for everyone when X says 429 (until the reset its headers name), when the
 credentials are rejected (401) or the credits are spent (402), and when the bot's own daily
@@ -240,26 +241,21 @@ class Dispatcher:
                                        f"MAX_POSTS_PER_DAY={self.max_per_day} reached")
                 return max(0.0, self.gate.until - self.clock())
             free = min(free, room)
-        posts = await self.store.due_posts(now, free, exclude=self._in_flight)
-        started = 0
-        for post in posts:
-            # the gate may have closed while we were reading: never send through it
-            if self.gate.closed(self.clock()) or self._free_slots() <= 0:
-                break
-            if await self.store.claim(post.id):
-                self._spawn(post)
-                started += 1
-        # not post_counts(): that counts every post ever sent, on every pass
-        self.metrics.pending.set(await self.store.pending_count())
+        # one trip: claim what is due, count what is left (not post_counts(): that counts
+        # every post ever sent), and when the next one is due
+        batch = await self.store.claim_due(now, free, exclude=self._in_flight)
+        for post in batch.claimed:
+            # should the gate have closed meanwhile, the task puts the post back untried
+            self._spawn(post)
+        self.metrics.pending.set(batch.pending)
         if self.gate.closed(self.clock()):
             return self.gate.until - self.clock()
-        if started == free or self._free_slots() <= 0:
+        if len(batch.claimed) == free or self._free_slots() <= 0:
             return None  # every slot is taken; a finishing task wakes us
-        due = await self.store.next_due_at()
-        if due is None:
+        if batch.next_due_at is None:
             return None
         # a post that is due but was not started (a claim lost to a race) is looked at again
-        return max(0.05, due - self.clock())
+        return max(0.05, batch.next_due_at - self.clock())
 
     def _free_slots(self) -> int:
         free = self.max_concurrent - len(self._in_flight)

@@ -107,6 +107,15 @@ class Post:
 
 
 @dataclass(frozen=True, slots=True)
+class DuePass:
+    """What one dispatcher pass learns in one trip to the database (:meth:`Store.claim_due`)."""
+
+    claimed: list[Post]  # as they were before the claim (attempts not yet counted)
+    pending: int  # posts still pending after it
+    next_due_at: float | None  # when the earliest of those is due
+
+
+@dataclass(frozen=True, slots=True)
 class NewPost:
     """An entry to record together with the text of the post it is owed."""
 
@@ -446,17 +455,27 @@ class Store:
         )
 
     async def due_posts(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Post]:
-        excluded = list(exclude)
-        not_in = f"AND id NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
-        rows = await self._fetchall(
-            # INDEXED BY: with statistics (ANALYZE, PRAGMA optimize) SQLite would rather scan
-            # every post ever sent in id order than sort the few pending ones
-            f"SELECT * FROM posts INDEXED BY posts_due WHERE state = 'pending' "
-            f"AND next_attempt_at <= ? {not_in} "
-            "ORDER BY id LIMIT ?",
-            (now, *excluded, limit),
-        )
-        return [_post(r) for r in rows]
+        sql, params = _due_query(now, limit, exclude)
+        return [_post(r) for r in await self._fetchall(sql, params)]
+
+    async def claim_due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> DuePass:
+        """In ONE transaction: claim up to ``limit`` due posts, oldest first (pending ->
+        sending, an attempt counted), then count those left pending and find when the next
+        is due. One trip where :meth:`due_posts`, :meth:`claim` for each,
+        :meth:`pending_count` and :meth:`next_due_at` took four or more."""
+        sql, params = _due_query(now, limit, exclude)
+
+        def write(conn: sqlite3.Connection) -> DuePass:
+            claimed = []
+            for row in conn.execute(sql, params).fetchall():
+                if conn.execute(_CLAIM, (row["id"],)).rowcount == 1:
+                    claimed.append(_post(row))
+            pending, next_due = conn.execute(
+                "SELECT COUNT(*), MIN(next_attempt_at) FROM posts WHERE state = 'pending'"
+            ).fetchone()
+            return DuePass(claimed, int(pending), next_due)
+
+        return await self._run_transaction(write)
 
     async def next_due_at(self) -> float | None:
         row = await self._fetchone(
@@ -466,10 +485,7 @@ class Store:
 
     async def claim(self, post_id: int) -> bool:
         """pending -> sending, committed before the call to X. False if someone else has it."""
-        return await self._execute(
-            "UPDATE posts SET state = 'sending', attempts = attempts + 1 "
-            "WHERE id = ? AND state = 'pending'", (post_id,)
-        ) == 1
+        return await self._execute(_CLAIM, (post_id,)) == 1
 
     async def mark_sent(self, post_id: int, tweet_id: str | None, now: float,
                         note: str | None = None) -> None:
@@ -552,6 +568,19 @@ class Store:
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)
         )
+
+
+_CLAIM = ("UPDATE posts SET state = 'sending', attempts = attempts + 1 "
+          "WHERE id = ? AND state = 'pending'")
+
+
+def _due_query(now: float, limit: int, exclude: Iterable[int]) -> tuple[str, tuple[object, ...]]:
+    excluded = list(exclude)
+    not_in = f"AND id NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+    # INDEXED BY: with statistics (ANALYZE, PRAGMA optimize) SQLite would rather scan every
+    # post ever sent in id order than sort the few pending ones
+    return (f"SELECT * FROM posts INDEXED BY posts_due WHERE state = 'pending' "
+            f"AND next_attempt_at <= ? {not_in} ORDER BY id LIMIT ?", (now, *excluded, limit))
 
 
 def _in_transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:

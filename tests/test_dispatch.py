@@ -19,7 +19,7 @@ import pytest
 
 from bot.dispatch import GATE_KEY, Backoff, Dispatcher, Gate
 from bot.models import Entry
-from bot.store import NewPost, Post, Store
+from bot.store import DuePass, NewPost, Post, Store
 from bot.twitter import XClient
 from tests.conftest import CREDENTIALS
 from tests.fakes.fake_x import DUPLICATE_DETAIL, FakeX, Fault
@@ -504,16 +504,16 @@ async def test_the_pump_survives_an_unexpected_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr("bot.dispatch.PUMP_ERROR_PAUSE", 0.3)
-    real = store.due_posts
+    real = store.claim_due
     calls = [0]
 
-    async def flaky(*args: object, **kwargs: object) -> list[Post]:
+    async def flaky(*args: object, **kwargs: object) -> DuePass:
         calls[0] += 1
         if calls[0] == 1:
             raise OSError("disk I/O error")
         return await real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "due_posts", flaky)
+    monkeypatch.setattr(store, "claim_due", flaky)
     ids = await add_posts(store, 1, "pump")
     with caplog.at_level(logging.ERROR, logger="bot.dispatch"):
         await make()

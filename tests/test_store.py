@@ -119,3 +119,28 @@ async def test_two_feeds_racing_with_the_same_article_owe_one_post(tmp_path: Pat
     keys, _ = await store.seen(json_feed.id, [Entry(id="1", link=article, title="One")])
     assert keys == {"1"}  # remembered for that feed too, so it is not looked at again
     await store.close()
+
+
+async def test_claim_due_claims_the_oldest_due_posts_and_reports_what_is_left(
+    tmp_path: Path
+) -> None:
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    await store.sync_env_feeds(["https://a.example/feed"], now=1.0)
+    (feed,) = await store.feeds()
+    items = [NewPost(Entry(id=str(i), link=f"https://a.example/{i}", title=f"P{i}"), f"P{i}")
+             for i in range(6)]
+    ids = await store.record_poll(feed.id, items, 2.0)
+    await store.mark_pending(ids[0], 500.0, "HTTP 503")  # not due before t=500
+    batch = await store.claim_due(100.0, 3, exclude=[ids[1]])
+    assert [p.id for p in batch.claimed] == [ids[2], ids[3], ids[4]]  # oldest due first
+    assert [p.attempts for p in batch.claimed] == [0, 0, 0]  # as before the claim
+    assert batch.pending == 3 and batch.next_due_at == 0.0  # ids 0 (at 500), 1, 5 left
+    states = {p.id: (p.state, p.attempts) for p in await store.posts()}
+    assert [states[i] for i in ids] == [("pending", 0), ("pending", 0), ("sending", 1),
+                                        ("sending", 1), ("sending", 1), ("pending", 0)]
+    batch = await store.claim_due(100.0, 10)
+    assert [p.id for p in batch.claimed] == [ids[1], ids[5]]
+    assert (batch.pending, batch.next_due_at) == (1, 500.0)
+    batch = await store.claim_due(100.0, 10)
+    assert (batch.claimed, batch.pending, batch.next_due_at) == ([], 1, 500.0)
+    await store.close()
