@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import re
 import time
@@ -108,6 +109,10 @@ class Worker:
             auth_retry_interval=s.auth_retry_interval, clock=self.clock, metrics=self.metrics,
         )
         await self.dispatcher.start()
+        # What start-up built (modules, settings, the feed rows, the sessions) lives as long
+        # as the process: move it out of the collector's way, so that a full collection walks
+        # only what came later (bench/README.md: ~5% of a poll's CPU with 10,000 feeds).
+        gc.freeze()
         log.info("worker_started feeds=%d dry_run=%s poll_interval=%gs database=%s",
                  len(self.feeds), s.dry_run, s.poll_interval, s.database_path)
 
@@ -274,7 +279,7 @@ class Worker:
                               etag=result.etag, last_modified=result.last_modified)
                 # usually only the three times change: write only what did
                 values = {k: v for k, v in values.items() if getattr(feed, k) != v}
-                self.store.defer_feed_update(feed.id, **values)  # written within 1 s
+                self.store.defer_feed_update(feed.id, **values)  # written within 5 s
                 self._remember(feed, **values)
                 self.metrics.polls.labels("not_modified").inc()
                 log.debug("feed_polled url=%s status=304 new=0", feed.url)
