@@ -329,11 +329,23 @@ class Store:
 
     async def update_feed(self, feed_id: int, **values: object) -> None:
         _check_feed_columns(values)
-        values = {**self._deferred.pop(feed_id, {}), **values}  # never reordered
+        deferred = self._deferred.pop(feed_id, {})
+        values = {**deferred, **values}  # never reordered
         assignments = ", ".join(f"{k} = ?" for k in values)
-        async with self._lock:  # one trip to the database thread, not two
-            await self.db.execute_fetchall(f"UPDATE feeds SET {assignments} WHERE id = ?",
-                                           (*values.values(), feed_id))
+        try:
+            async with self._lock:  # one trip to the database thread, not two
+                await self.db.execute_fetchall(f"UPDATE feeds SET {assignments} WHERE id = ?",
+                                               (*values.values(), feed_id))
+        except BaseException:
+            self._keep_deferred(feed_id, deferred)
+            raise
+
+    def _keep_deferred(self, feed_id: int, values: dict[str, object]) -> None:
+        """A write that took a feed's deferred values failed: keep them for the next one,
+        under anything deferred since. (The worker's copy of the row already has them, and
+        a 304 defers only what differs from it: lost here, they would never be written.)"""
+        if values:
+            self._deferred[feed_id] = {**values, **self._deferred.get(feed_id, {})}
 
     def defer_feed_update(self, feed_id: int, **values: object) -> None:
         """:meth:`update_feed`, written within :data:`FEED_FLUSH_EVERY` seconds together with
@@ -380,8 +392,8 @@ class Store:
         try:
             await self._run_transaction(write)
         except BaseException:
-            for fid, values in pending.items():  # keep them, under anything newer
-                self._deferred[fid] = {**values, **self._deferred.get(fid, {})}
+            for fid, values in pending.items():
+                self._keep_deferred(fid, values)
             raise
 
     # -- entries -----------------------------------------------------------------------------
@@ -423,7 +435,8 @@ class Store:
             published = e.published.timestamp() if e.published else None
             return (feed_id, e.id, e.link, e.title[:500], published, now)
 
-        feed_values = {**self._deferred.pop(feed_id, {}), **feed_values}  # never reordered
+        deferred = self._deferred.pop(feed_id, {})
+        feed_values = {**deferred, **feed_values}  # never reordered
 
         def write(conn: sqlite3.Connection) -> list[int]:
             post_ids: list[int] = []
@@ -448,7 +461,11 @@ class Store:
                              (*feed_values.values(), feed_id))
             return post_ids
 
-        return await self._run_transaction(write)
+        try:
+            return await self._run_transaction(write)
+        except BaseException:
+            self._keep_deferred(feed_id, deferred)
+            raise
 
     # -- posts -------------------------------------------------------------------------------
 

@@ -180,3 +180,22 @@ async def test_deferred_feed_updates_are_written_together_and_none_is_lost(
     assert on_disk()[a.id] == ('"a2"', 20.0, 45.0)
     await store.close()
     assert on_disk()[b.id] == ('"b2"', 11.0, 40.0)
+
+
+async def test_a_failed_write_keeps_the_feeds_deferred_values(tmp_path: Path) -> None:
+    """The worker's copy of the row already holds what was deferred, and a later 304 defers
+    only what differs from it: a failed write must not drop those values."""
+    path = tmp_path / "bot.sqlite3"
+    store = await Store.open(str(path))
+    await store.sync_env_feeds(["https://a.example/feed"], now=1.0)
+    (feed,) = await store.feeds()
+    await store.update_feed(feed.id, last_error="timeout", consecutive_failures=3)
+    store.defer_feed_update(feed.id, last_error=None, consecutive_failures=0)  # a 304
+    with pytest.raises(sqlite3.Error):  # the next poll's write fails
+        await store.record_poll(feed.id, [], 2.0, no_such_column=1)
+    with pytest.raises(sqlite3.Error):  # and another one
+        await store.update_feed(feed.id, title=object())  # type: ignore[arg-type]
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT last_error, consecutive_failures FROM feeds").fetchone()
+    assert row == (None, 0)
