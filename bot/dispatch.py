@@ -22,6 +22,7 @@ duplicate-content 403 then settles it as sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -243,7 +244,18 @@ class Dispatcher:
             free = min(free, room)
         # one trip: claim what is due, count what is left (not post_counts(): that counts
         # every post ever sent), and when the next one is due
-        batch = await self.store.claim_due(now, free, exclude=self._in_flight)
+        claiming = asyncio.ensure_future(
+            self.store.claim_due(now, free, exclude=self._in_flight))
+        try:
+            batch = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # close() while the database thread claims: what it claimed goes back untried
+            # (else up to max_concurrent posts would sit in 'sending' until the next start)
+            with contextlib.suppress(Exception):
+                for post in (await claiming).claimed:
+                    await self.store.mark_pending(post.id, 0, post.last_error,
+                                                  refund_attempt=True)
+            raise
         for post in batch.claimed:
             # should the gate have closed meanwhile, the task puts the post back untried
             self._spawn(post)

@@ -530,3 +530,26 @@ async def test_drain_waits_for_what_is_due_and_in_flight(
     await d.drain(timeout=10)  # no wake() from the caller: drain looks for itself
     assert await all_in(store, ids, "sent")
     assert d.in_flight == 0
+
+
+async def test_closing_while_posts_are_being_claimed_puts_them_back_untried(
+    fx: WallX, store: Store, make: Callable[..., Awaitable[Dispatcher]],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store.claim_due
+    claimed = asyncio.Event()
+
+    async def slow(*args: object, **kwargs: object) -> DuePass:
+        batch = await real(*args, **kwargs)  # type: ignore[arg-type]
+        claimed.set()  # committed on the database thread; the answer is still on its way
+        await asyncio.sleep(0.5)
+        return batch
+
+    monkeypatch.setattr(store, "claim_due", slow)
+    ids = await add_posts(store, 3, "closing")
+    d = await make(max_concurrent=4)
+    await asyncio.wait_for(claimed.wait(), 5)
+    await d.close(grace=1)
+    found = await posts(store, ids)
+    assert [(p.state, p.attempts) for p in found] == [("pending", 0)] * 3
+    assert fx.requests == [], "nothing was sent"
