@@ -277,9 +277,9 @@ def run(quick: bool = False, churn: float | None = None, feeds: int | None = Non
         shutil.rmtree(tmp, ignore_errors=True)
 
     ratio = bot["cpu_ms_per_poll"] / bare["cpu_ms_per_poll"]
-    # bot, bare, bare, bot: the outer and the inner pair
-    pair_ratios = [runs["bot"][0]["cpu_ms_per_poll"] / runs["bare"][1]["cpu_ms_per_poll"],
-                   runs["bot"][1]["cpu_ms_per_poll"] / runs["bare"][0]["cpu_ms_per_poll"]]
+    # bot, bare, bare, bot: each pair of neighbours, (bot, bare) then (bare, bot)
+    pair_ratios = [b["cpu_ms_per_poll"] / a["cpu_ms_per_poll"]
+                   for b, a in zip(runs["bot"], runs["bare"], strict=True)]
     sat_ratio = bot_sat["cpu_ms_per_poll"] / bare_sat["cpu_ms_per_poll"]
     c = bot["cadence"]
     results["summary"] = summary = {
@@ -313,7 +313,7 @@ def run(quick: bool = False, churn: float | None = None, feeds: int | None = Non
                  f"{fmt(r['max_rss_mib'], 0)} MiB")
     log_line(f"  => CPU/poll bot/bare: steady {fmt(ratio)}x (target <= 1.5x: "
              f"{'met' if summary['target_cpu'] else 'MISSED'}; runs bot-bare-bare-bot, the "
-             f"outer pair {fmt(pair_ratios[0])}x, the inner {fmt(pair_ratios[1])}x), "
+             f"first pair {fmt(pair_ratios[0])}x, the second {fmt(pair_ratios[1])}x), "
              f"saturated {fmt(sat_ratio)}x; "
              f"max polls/s bot/bare {fmt(summary['max_polls_per_s_ratio'])}x; cadence max "
              f"deviation {fmt(c['dev_max'] * 100, 1)}% (target <= 10%: "
