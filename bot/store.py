@@ -11,11 +11,12 @@ than the code is refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -329,21 +330,26 @@ class Store:
 
     async def update_feed(self, feed_id: int, **values: object) -> None:
         _check_feed_columns(values)
-        deferred = self._deferred.pop(feed_id, {})
-        values = {**deferred, **values}  # never reordered
-        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._taking_deferred(feed_id) as deferred:
+            values = {**deferred, **values}  # never reordered
+            assignments = ", ".join(f"{k} = ?" for k in values)
+            await self._execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
+                                (*values.values(), feed_id))
+
+    @contextlib.contextmanager
+    def _taking_deferred(self, feed_id: int) -> Iterator[dict[str, object]]:
+        """The feed's deferred values, for a write that carries them. Should that write
+        fail they are kept for the next one, under anything deferred since. (The worker's
+        copy of the row already has them, and a 304 defers only what differs from it: lost
+        here, they would never be written.)"""
+        values = self._deferred.pop(feed_id, {})
         try:
-            async with self._lock:  # one trip to the database thread, not two
-                await self.db.execute_fetchall(f"UPDATE feeds SET {assignments} WHERE id = ?",
-                                               (*values.values(), feed_id))
+            yield values
         except BaseException:
-            self._keep_deferred(feed_id, deferred)
+            self._keep_deferred(feed_id, values)
             raise
 
     def _keep_deferred(self, feed_id: int, values: dict[str, object]) -> None:
-        """A write that took a feed's deferred values failed: keep them for the next one,
-        under anything deferred since. (The worker's copy of the row already has them, and
-        a 304 defers only what differs from it: lost here, they would never be written.)"""
         if values:
             self._deferred[feed_id] = {**values, **self._deferred.get(feed_id, {})}
 
@@ -435,9 +441,6 @@ class Store:
             published = e.published.timestamp() if e.published else None
             return (feed_id, e.id, e.link, e.title[:500], published, now)
 
-        deferred = self._deferred.pop(feed_id, {})
-        feed_values = {**deferred, **feed_values}  # never reordered
-
         def write(conn: sqlite3.Connection) -> list[int]:
             post_ids: list[int] = []
             conn.executemany(insert, [row(i.entry) for i in new if i.text is None])
@@ -461,11 +464,9 @@ class Store:
                              (*feed_values.values(), feed_id))
             return post_ids
 
-        try:
+        with self._taking_deferred(feed_id) as deferred:
+            feed_values = {**deferred, **feed_values}  # never reordered; write() reads it
             return await self._run_transaction(write)
-        except BaseException:
-            self._keep_deferred(feed_id, deferred)
-            raise
 
     # -- posts -------------------------------------------------------------------------------
 
