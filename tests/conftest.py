@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_FEEDS = ROOT.parent / "shared" / "feeds"
 NO_SHARED = "../shared/feeds is absent: these tests read the shared feed corpus beside the project"
 
+
+def corpus_files() -> list[Path]:
+    """Every file of the shared corpus, real and adversarial ([] when it is absent)."""
+    if not SHARED_FEEDS.is_dir():
+        return []
+    return sorted(p for d in ("real", "adversarial") for p in (SHARED_FEEDS / d).iterdir())
+
 CREDENTIALS = {
     "TWITTER_API_KEY": "test-consumer-key",
     "TWITTER_API_SECRET": "test-consumer-secret-do-not-log",

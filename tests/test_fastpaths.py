@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import random
-from pathlib import Path
 
 import feedparser
 import pytest
@@ -22,17 +21,10 @@ from bot import fastxml
 from bot import parse as parse_module
 from bot.errors import FeedParseError
 from bot.parse import SUMMARY_MAX, parse_feed, shorten
+from tests.conftest import NO_SHARED as SHARED_ABSENT
+from tests.conftest import SHARED_FEEDS, corpus_files
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "feeds"
-NO_SHARED = pytest.mark.skipif(
-    not SHARED.is_dir(),
-    reason="../shared/feeds is absent: these tests read the shared feed corpus beside the project")
-
-
-def corpus_files() -> list[Path]:
-    if not SHARED.is_dir():
-        return []
-    return sorted(p for d in ("real", "adversarial") for p in (SHARED / d).iterdir())
+NO_SHARED = pytest.mark.skipif(not SHARED_FEEDS.is_dir(), reason=SHARED_ABSENT)
 
 
 def parsed(body: bytes, url: str, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> object:

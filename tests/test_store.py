@@ -10,6 +10,7 @@ import pytest
 from bot.errors import SchemaTooNewError, StorageError
 from bot.models import Entry
 from bot.store import NewPost, Store, available_migrations
+from tests.conftest import sqlite_rows
 
 
 async def test_migrations_apply_in_order_and_are_tracked(tmp_path: Path) -> None:
@@ -159,10 +160,9 @@ async def test_deferred_feed_updates_are_written_together_and_none_is_lost(
     await store.sync_env_feeds(["https://a.example/feed", "https://b.example/feed"], now=1.0)
     a, b = await store.feeds()
 
-    def on_disk() -> dict[int, tuple[object, ...]]:
-        with sqlite3.connect(path) as conn:  # another connection: what a crash would leave
-            return {r[0]: r[1:] for r in conn.execute(
-                "SELECT id, etag, last_polled_at, next_poll_at FROM feeds")}
+    def on_disk() -> dict[int, tuple[object, ...]]:  # another connection: what a crash leaves
+        return {r[0]: r[1:] for r in sqlite_rows(
+            path, "SELECT id, etag, last_polled_at, next_poll_at FROM feeds")}
 
     store.defer_feed_update(a.id, etag='"a1"', last_polled_at=10.0, next_poll_at=35.0)
     store.defer_feed_update(b.id, last_polled_at=11.0, next_poll_at=36.0)
@@ -196,6 +196,4 @@ async def test_a_failed_write_keeps_the_feeds_deferred_values(tmp_path: Path) ->
     with pytest.raises(sqlite3.Error):  # and another one
         await store.update_feed(feed.id, title=object())  # type: ignore[arg-type]
     await store.close()
-    with sqlite3.connect(path) as conn:
-        row = conn.execute("SELECT last_error, consecutive_failures FROM feeds").fetchone()
-    assert row == (None, 0)
+    assert sqlite_rows(path, "SELECT last_error, consecutive_failures FROM feeds") == [(None, 0)]
