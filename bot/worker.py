@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -230,8 +230,7 @@ class Worker:
             log.error("poll_crashed feed_id=%d", fid, exc_info=task.exception())
             feed = self.feeds.get(fid)
             if feed is not None:  # never lose the feed from the schedule
-                nxt = self.clock() + self.settings.poll_interval
-                self.feeds[fid] = replace(feed, next_poll_at=nxt)
+                self._remember(feed, next_poll_at=self.clock() + self.settings.poll_interval)
         feed = self.feeds.get(fid)
         if feed is not None and not feed.gone:
             self._schedule(fid)
