@@ -14,9 +14,19 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, settings
+
 
 from tests.fakes.fake_x import FakeX
 from tests.fakes.feed_server import FeedServer
+
+# Property-based tests: a fixed number of examples in CI (CI=true) and `make test`, so the suite
+# stays well under 5 minutes; HYPOTHESIS_PROFILE=dev searches ten times as long.
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=1500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_FEEDS = ROOT.parent / "shared" / "feeds"
