@@ -307,9 +307,11 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # A bug this post's text or answer brings out: it backs off like a transient
+            # error and fails at MAX_POST_AGE, and never holds up the other posts.
             log.exception("post_crashed id=%d", post.id)
-            await self.store.mark_pending(post.id, self.clock() + 60,
-                                          f"internal error: {type(exc).__name__}: {exc}")
+            await self._settle(post, Outcome("retry",
+                                             reason=f"internal error: {type(exc).__name__}: {exc}"))
         finally:
             self._in_flight.pop(post.id, None)
             self._wake.set()

@@ -553,3 +553,28 @@ async def test_closing_while_posts_are_being_claimed_puts_them_back_untried(
     found = await posts(store, ids)
     assert [(p.state, p.attempts) for p in found] == [("pending", 0)] * 3
     assert fx.requests == [], "nothing was sent"
+
+
+async def test_a_post_that_crashes_the_client_never_stops_the_others(
+    fx: WallX, store: Store, x: XClient, make: Callable[..., Awaitable[Dispatcher]],
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    class Poisoned:
+        """X's client, except that one text makes it raise (a bug that text brings out)."""
+
+        async def post(self, text: str) -> object:
+            if "poison" in text:
+                raise UnicodeEncodeError("utf-8", text, 0, 1, "surrogates not allowed")
+            return await x.post(text)
+
+    ids = await add_posts(store, 2, "good")
+    poison = await add_posts(store, 1, "poison")
+    ids += await add_posts(store, 2, "later")
+    with caplog.at_level(logging.ERROR, logger="bot.dispatch"):
+        await make(client=Poisoned(), max_concurrent=1, max_post_age=1.5)
+        await wait_until(lambda: all_in(store, ids, "sent"), 10, "the good posts sent")
+        await wait_until(lambda: all_in(store, poison, "failed"), 10, "the poison post failed")
+    assert sorted(t.text for t in fx.ledger) == sorted(p.text for p in await posts(store, ids))
+    (bad,) = await posts(store, poison)
+    assert bad.last_error is not None and "internal error: UnicodeEncodeError" in bad.last_error
+    assert "post_crashed" in caplog.text
