@@ -9,13 +9,15 @@ credential's value is never echoed.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from bot.compose import validate_template
+from bot.compose import compose, validate_template
 from bot.errors import ConfigError
+from bot.models import Entry
 
 T = TypeVar("T")
 
@@ -71,6 +73,7 @@ class Settings:
     twitter_api_base_url: str = "https://api.twitter.com"
     tweet_template: str = "{title} {url}"
     hashtags: str = ""
+    mentions: str = "neutralise"
     dry_run: bool = False
     backfill: int = 0
     max_concurrent_posts: int = 4
@@ -111,33 +114,35 @@ class Settings:
         values: dict[str, Any] = dict(
             feed_urls=tuple(reader.get("FEED_URLS", _feed_urls, ())),
             database_path=reader.get("DATABASE_PATH", _nonempty, d.database_path),
-            poll_interval=reader.get("POLL_INTERVAL", _positive_duration, d.poll_interval),
+            poll_interval=reader.get("POLL_INTERVAL", _duration(0, 7 * DAY), d.poll_interval),
             twitter_api_base_url=reader.get("TWITTER_API_BASE_URL", _base_url,
                                             d.twitter_api_base_url),
             tweet_template=reader.get("TWEET_TEMPLATE", _template, d.tweet_template),
             hashtags=reader.get("HASHTAGS", _hashtags, d.hashtags),
+            mentions=reader.get("MENTIONS", mentions_mode, d.mentions),
             dry_run=reader.get("DRY_RUN", _bool, d.dry_run),
-            backfill=reader.get("BACKFILL", _nonneg_int, d.backfill),
-            max_concurrent_posts=reader.get("MAX_CONCURRENT_POSTS", _pos_int,
+            backfill=reader.get("BACKFILL", _count(0, 1000), d.backfill),
+            max_concurrent_posts=reader.get("MAX_CONCURRENT_POSTS", _count(1, 100),
                                             d.max_concurrent_posts),
-            max_posts_per_day=reader.get("MAX_POSTS_PER_DAY", _optional_pos_int, None),
-            max_post_age=reader.get("MAX_POST_AGE", _positive_duration, d.max_post_age),
-            post_timeout=reader.get("POST_TIMEOUT", _positive_duration, d.post_timeout),
-            auth_retry_interval=reader.get("AUTH_RETRY_INTERVAL", _positive_duration,
+            max_posts_per_day=reader.get("MAX_POSTS_PER_DAY", _optional_count(1_000_000), None),
+            max_post_age=reader.get("MAX_POST_AGE", _duration(0, 7 * DAY), d.max_post_age),
+            post_timeout=reader.get("POST_TIMEOUT", _duration(0, 10 * MINUTE), d.post_timeout),
+            auth_retry_interval=reader.get("AUTH_RETRY_INTERVAL", _duration(0, DAY),
                                            d.auth_retry_interval),
-            feed_timeout=reader.get("FEED_TIMEOUT", _positive_duration, d.feed_timeout),
+            feed_timeout=reader.get("FEED_TIMEOUT", _duration(0, 10 * MINUTE), d.feed_timeout),
             max_feed_bytes=reader.get("MAX_FEED_BYTES", _size, d.max_feed_bytes),
-            max_concurrent_fetches=reader.get("MAX_CONCURRENT_FETCHES", _pos_int,
+            max_concurrent_fetches=reader.get("MAX_CONCURRENT_FETCHES", _count(1, 1000),
                                               d.max_concurrent_fetches),
-            max_fetches_per_host=reader.get("MAX_FETCHES_PER_HOST", _pos_int,
+            max_fetches_per_host=reader.get("MAX_FETCHES_PER_HOST", _count(1, 100),
                                             d.max_fetches_per_host),
-            max_backoff=reader.get("MAX_FEED_BACKOFF", _positive_duration, d.max_backoff),
+            max_backoff=reader.get("MAX_FEED_BACKOFF", _duration(0, 7 * DAY), d.max_backoff),
             http_host=reader.get("HTTP_HOST", _nonempty, d.http_host),
             http_port=reader.get("HTTP_PORT", _port, d.http_port),
             log_level=reader.get("LOG_LEVEL", _log_level, d.log_level),
             log_format=reader.get("LOG_FORMAT", _log_format, d.log_format),
-            shutdown_grace=reader.get("SHUTDOWN_GRACE", _nonneg_duration, d.shutdown_grace),
-            parse_processes=reader.get("PARSE_PROCESSES", _nonneg_int, d.parse_processes),
+            shutdown_grace=reader.get("SHUTDOWN_GRACE", _duration(0, HOUR, low_included=True),
+                                      d.shutdown_grace),
+            parse_processes=reader.get("PARSE_PROCESSES", _count(0, 64), d.parse_processes),
         )
         for name in CREDENTIALS:
             values[name.lower()] = env.get(name, "").strip()
@@ -200,15 +205,37 @@ def _parse_duration(raw: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2).lower() if m.group(2) else None]
 
 
-def _positive_duration(raw: str) -> float:
-    value = _parse_duration(raw)
-    if value <= 0:
-        raise ValueError("expected a duration greater than 0")
-    return value
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 
 
-def _nonneg_duration(raw: str) -> float:
-    return _parse_duration(raw)
+def _show_seconds(seconds: float) -> str:
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _duration(low: float, high: float, *, low_included: bool = False
+              ) -> Callable[[str], float]:
+    """A duration between ``low`` (excluded unless ``low_included``) and ``high`` seconds."""
+    def convert(raw: str) -> float:
+        value = _parse_duration(raw)
+        if value > high or value < low or (value == low and not low_included):
+            bound = f"from {_show_seconds(low)}" if low_included else \
+                f"greater than {_show_seconds(low)}"
+            raise ValueError(f"expected a duration {bound} up to {_show_seconds(high)}")
+        return value
+    return convert
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high``."""
+    def convert(raw: str) -> int:
+        value = _int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low:,} to {high:,}")
+        return value
+    return convert
 
 
 def _bool(raw: str) -> bool:
@@ -227,24 +254,17 @@ def _int(raw: str) -> int:
         raise ValueError("expected a whole number") from None
 
 
-def _nonneg_int(raw: str) -> int:
-    value = _int(raw)
-    if value < 0:
-        raise ValueError("expected a whole number, 0 or more")
-    return value
-
-
-def _pos_int(raw: str) -> int:
-    value = _int(raw)
-    if value < 1:
-        raise ValueError("expected a whole number, 1 or more")
-    return value
-
-
-def _optional_pos_int(raw: str) -> int | None:
-    if raw.strip().lower() in ("unlimited", "none", "0"):
-        return None
-    return _pos_int(raw)
+def _optional_count(high: int) -> Callable[[str], int | None]:
+    """A whole number from 1 to ``high``, or unlimited (``unlimited``, ``none`` or 0)."""
+    def convert(raw: str) -> int | None:
+        if raw.strip().lower() in ("unlimited", "none", "0"):
+            return None
+        try:
+            return _count(1, high)(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number from 1 to {high:,}, or unlimited") \
+                from None
+    return convert
 
 
 def _port(raw: str) -> int:
@@ -254,11 +274,17 @@ def _port(raw: str) -> int:
     return value
 
 
+MAX_FEED_BYTES_LIMIT = 1024**3
+
+
 def _size(raw: str) -> int:
     m = _SIZE.match(raw)
     if not m or int(m.group(1)) <= 0:
         raise ValueError("expected a size in bytes such as 10485760 or 10MiB")
-    return int(m.group(1)) * _SIZE_UNIT[m.group(2).lower() if m.group(2) else None]
+    value = int(m.group(1)) * _SIZE_UNIT[m.group(2).lower() if m.group(2) else None]
+    if value > MAX_FEED_BYTES_LIMIT:
+        raise ValueError("expected a size up to 1GiB")
+    return value
 
 
 def _base_url(raw: str) -> str:
@@ -268,12 +294,34 @@ def _base_url(raw: str) -> str:
     return raw.strip().rstrip("/")
 
 
+SAMPLE_ENTRY = Entry(id="sample", link="https://example.org/2024/05/a-post", title="A title",
+                     summary="A summary.", author="An author", categories=("news",))
+
+
+def check_template(template: str, name: str = "TWEET_TEMPLATE") -> str:
+    """The checks every template gets, from TWEET_TEMPLATE or ``feeds add --template``:
+    known fields and well-formed braces, a ``{url}``, and room for an article once its own
+    text and the link are in. Raises ConfigError naming ``name``."""
+    try:
+        validate_template(template)
+        fields = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+        if "url" not in fields:
+            raise ConfigError(
+                "TWEET_TEMPLATE has no {url}: every post needs the article's link. Without "
+                "it two articles with the same title make the same text, X refuses the second "
+                "as a duplicate, and the bot must count that as already posted: the second "
+                "article would never be announced")
+        compose(template, SAMPLE_ENTRY, feed_title="A blog")
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("TWEET_TEMPLATE", name)) from None
+    return template
+
+
 def _template(raw: str) -> str:
     try:
-        validate_template(raw)
+        return check_template(raw, "the template")
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
-    return raw
 
 
 def _hashtags(raw: str) -> str:
@@ -282,6 +330,18 @@ def _hashtags(raw: str) -> str:
     if bad:
         raise ValueError(f"not a hashtag: {', '.join(bad)}; expected words like '#python #asyncio'")
     return " ".join(t if t.startswith("#") else f"#{t}" for t in tags)
+
+
+MENTION_MODES = ("neutralise", "keep")
+
+
+def mentions_mode(raw: str) -> str:
+    """MENTIONS / ``--mentions``: "neutralise" (the default) or "keep"."""
+    value = raw.strip().lower().replace("neutralize", "neutralise")
+    if value not in MENTION_MODES:
+        raise ValueError("expected neutralise (the default: an @name from a feed is not a live "
+                         "mention) or keep (@names from feeds notify those accounts)")
+    return value
 
 
 def _log_level(raw: str) -> str:

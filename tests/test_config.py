@@ -37,7 +37,23 @@ def test_durations_and_booleans() -> None:
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("POLL_INTERVAL", "0", "greater than 0"),
     ("POLL_INTERVAL", "often", "number of seconds"),
-    ("BACKFILL", "-1", "0 or more"),
+    ("BACKFILL", "-1", "from 0 to 1,000"),
+    ("POLL_INTERVAL", "100000000d", "up to 7d"),
+    ("POLL_INTERVAL", "8d", "greater than 0s up to 7d"),
+    ("MAX_FEED_BACKOFF", "169h", "up to 7d"),
+    ("MAX_POST_AGE", "30d", "up to 7d"),
+    ("FEED_TIMEOUT", "1h", "up to 10m"),
+    ("POST_TIMEOUT", "11m", "up to 10m"),
+    ("AUTH_RETRY_INTERVAL", "2d", "up to 1d"),
+    ("SHUTDOWN_GRACE", "2h", "from 0s up to 1h"),
+    ("MAX_CONCURRENT_POSTS", "1000", "from 1 to 100"),
+    ("MAX_CONCURRENT_FETCHES", "0", "from 1 to 1,000"),
+    ("MAX_FETCHES_PER_HOST", "101", "from 1 to 100"),
+    ("MAX_POSTS_PER_DAY", "99999999", "from 1 to 1,000,000, or unlimited"),
+    ("PARSE_PROCESSES", "65", "from 0 to 64"),
+    ("MAX_FEED_BYTES", "2GiB", "up to 1GiB"),
+    ("TWEET_TEMPLATE", "{title}", "has no {url}: every post needs the article's link"),
+    ("TWEET_TEMPLATE", "x" * 270 + " {url}", "leaves no room"),
     ("MAX_CONCURRENT_POSTS", "many", "whole number"),
     ("DRY_RUN", "maybe", "true/false"),
     ("HTTP_PORT", "70000", "TCP port"),
@@ -52,6 +68,14 @@ def test_bad_values_name_the_variable_and_the_form(name: str, value: str, says: 
         Settings.from_env(env)
     assert f"{name}={value!r}" in str(err.value)
     assert says in str(err.value)
+
+
+def test_the_largest_values_in_range_are_accepted() -> None:
+    s = Settings.from_env({"FEED_URLS": "https://a/x", "DRY_RUN": "1", "POLL_INTERVAL": "7d",
+                           "MAX_FEED_BACKOFF": "168h", "MAX_POST_AGE": "604800",
+                           "MAX_POSTS_PER_DAY": "unlimited", "SHUTDOWN_GRACE": "0"})
+    assert s.poll_interval == s.max_backoff == s.max_post_age == 7 * 86400
+    assert s.max_posts_per_day is None and s.shutdown_grace == 0
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -81,3 +105,12 @@ def test_secrets_never_in_repr_or_errors() -> None:
     with pytest.raises(ConfigError) as err:
         Settings.from_env({**CREDS, "FEED_URLS": "https://a/x", "POLL_INTERVAL": "x"})
     assert "very-secret" not in str(err.value)
+
+
+def test_mentions_are_neutralised_unless_kept() -> None:
+    base = {"FEED_URLS": "https://a/x", **CREDS}
+    assert Settings.from_env(base).mentions == "neutralise"
+    assert Settings.from_env({**base, "MENTIONS": "keep"}).mentions == "keep"
+    assert Settings.from_env({**base, "MENTIONS": "Neutralize"}).mentions == "neutralise"
+    with pytest.raises(ConfigError, match=r"MENTIONS='live': expected neutralise .* or keep"):
+        Settings.from_env({**base, "MENTIONS": "live"})
