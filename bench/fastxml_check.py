@@ -1,6 +1,7 @@
 """Is the fast path (bench/fastxml.py) exactly ``parse_feed``? Checked on every corpus file and
 on mutated copies of the corpus feeds it reads (items cut to six, children dropped, shuffled,
-duplicated, given odd text or attributes: the order- and repeat-sensitive rules of
+duplicated, given odd text or attributes or another kind of title (media:title, dc:title,
+media:group): the order- and repeat-sensitive rules of
 feedparser are where a re-implementation would go wrong).
 
     python -m bench.fastxml_check [--mutations 1000] [--seed 1]
@@ -45,6 +46,24 @@ def both(body: bytes, url: str) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
+MEDIA = "http://search.yahoo.com/mrss/"
+DC = "http://purl.org/dc/elements/1.1/"
+
+
+def _title_element(rng: random.Random) -> ET.Element:
+    """A media:title, dc:title or media:group holding a media:title, with odd text."""
+    kind = rng.choice(["media", "dc", "group"])
+    title = ET.Element(f"{{{DC}}}title" if kind == "dc" else f"{{{MEDIA}}}title")
+    title.text = rng.choice(TEXTS)
+    if rng.random() < 0.3:
+        title.set("type", rng.choice(["html", "text", "plain"]))
+    if kind != "group":
+        return title
+    group = ET.Element(f"{{{MEDIA}}}group")
+    group.append(title)
+    return group
+
+
 def mutate(body: bytes, rng: random.Random) -> bytes:
     for prefix, uri in re.findall(rb'xmlns:([\w.-]+)="([^"]+)"', body):
         try:
@@ -76,6 +95,8 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
             rng.choice(kids).text = rng.choice(TEXTS)
         elif op < 0.9 and kids:
             rng.choice(kids).set(rng.choice(ATTRS), rng.choice(VALUES))
+        elif op < 0.95:  # a title of another kind, anywhere: feedparser's fallback titles
+            item.insert(rng.randint(0, len(kids)), _title_element(rng))
     return ET.tostring(root, encoding=encoding, xml_declaration=True)
 
 

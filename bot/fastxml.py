@@ -73,6 +73,10 @@ _ALIASED = frozenset({"guid", "date", "description", "modified", "issued", "cate
 _TITLES = frozenset({"title", "dc_title", "media_title"})
 _READ_ATTRS = frozenset({"href", "url", "uri", "rel", "type", "term", "scheme", "domain",
                          "label", "ispermalink", "src", "mode", "base", "about"})
+# harmless handlers that push content (push_content): an element inside is markup of
+# their text (feedparser switches them to xhtml), never a title, link or anything else
+_CONTENT_HANDLERS = frozenset({"subtitle", "tagline", "rights", "copyright", "dc_rights",
+                               "itunes_subtitle", "info", "feedburner_browserfriendly"})
 # feed-level elements whose handlers may set the feed's title or link, or change context
 _FEED_DANGER = frozenset({"title", "dc_title", "media_title", "link", "id", "guid", "item",
                           "entry", "source", "image", "textinput", "channel", "feed", "rss",
@@ -126,6 +130,8 @@ class _Reader:
         self.declared: list[str] = []  # namespace URIs in document order
         self.version = ""
         self._start: dict[ET.Element, str] | None = None
+        self._title_depth = -1
+        self._title_map: int | None = None
         self._end: dict[ET.Element, str] | None = None
 
     # -- preconditions -------------------------------------------------------------------
@@ -292,26 +298,17 @@ class _Reader:
     def _feed(self, el: ET.Element, *, items_inside: bool) -> dict[str, Any]:
         feed: dict[str, Any] = {}
         seen_item = False
-        title_set = False
+        self._title_depth = -1
         item_key = "entry" if self.version == "atom10" else "item"
         for child in el:
             key = self.key(child.tag)
             if key == item_key and items_inside:
                 seen_item = True
                 continue
-            if key in ("title", "dc_title"):
+            if key in _TITLES:
                 if seen_item:
                     raise Unsupported("a feed title after the items")
-                if len(child):
-                    raise Unsupported("markup in the feed title")
-                kind = self._type(child, "text/plain")
-                value = _value(child.text)
-                if kind == "text/plain" and not self.version.startswith("atom") and \
-                        _looks_like_html(value):
-                    kind = "text/html"
-                if not title_set:
-                    feed["title"], feed["title_detail"] = value, {"type": kind}
-                    title_set = bool(value)
+                self._feed_title(feed, child, key, 1)
             elif key == "link":
                 link = self._link(child, feed_level=True)
                 if link is not None:
@@ -323,14 +320,57 @@ class _Reader:
                     # feedparser's _end_guid: _save('link', id) -- only if no link yet
                     feed.setdefault("link", _value(child.text, resolve=self.eb(child)))
             elif key in ("image", "textinput"):
-                if key == "image":  # feedparser forgets which title came first
-                    title_set = False
-                continue  # their title and link go to feed.image / feed.textinput
+                # their title and link go to feed.image / feed.textinput; _start_image and
+                # _start_textinput reset title_depth, a title inside sets it again
+                self._title_depth = -1
+                self._image_titles(child, 2)
             elif key in _FEED_DANGER:
                 raise Unsupported(f"feed: element {key}")
-            else:
+            elif seen_item:
                 self._feed_harmless(child)
+            else:
+                self._feed_nested(feed, child, key, 2)
         return feed
+
+    def _feed_title(self, feed: dict[str, Any], el: ET.Element, key: str, depth: int) -> None:
+        """A feed-level title, dc:title or media:title ``depth`` below the channel: like
+        ``pop('title')`` with feedparser's ``title_depth`` (no depth map at feed level)."""
+        kind, value = self._title_value(el)
+        if not -1 < self._title_depth <= depth:
+            feed["title"], feed["title_detail"] = value, {"type": kind}
+        if value and key != "media_title":  # _end_media_title restores title_depth
+            self._title_depth = depth
+
+    def _feed_nested(self, feed: dict[str, Any], el: ET.Element, key: str, depth: int) -> None:
+        """Children of a harmless feed element: titles count (by depth), nothing else may."""
+        if key in _CONTENT_HANDLERS or (key in _HANDLED and key not in _HARMLESS_HANDLERS) \
+                or key in _ALIASED:
+            # a handler may make its children markup of its text (<description><title>:
+            # no feed title at all in feedparser): any title inside is for feedparser
+            self._feed_harmless(el)
+            return
+        for child in el:
+            child_key = self.key(child.tag)
+            if child_key in _TITLES:
+                self._feed_title(feed, child, child_key, depth)
+            elif child_key in _FEED_DANGER:
+                raise Unsupported(f"feed: {child_key} inside {key}")
+            else:
+                self._feed_nested(feed, child, child_key, depth + 1)
+
+    def _image_titles(self, el: ET.Element, depth: int) -> None:
+        """The title_depth a feed image or textinput leaves behind (its titles are its own)."""
+        for child in el:
+            key = self.key(child.tag)
+            if key in _TITLES:
+                if len(child):
+                    raise Unsupported("markup in an image title")
+                if key != "media_title" and _value(child.text):
+                    self._title_depth = depth
+            elif key in _FEED_DANGER and key != "link":
+                raise Unsupported(f"feed: {key} inside an image")
+            else:
+                self._image_titles(child, depth + 1)
 
     def _type(self, el: ET.Element, default: str) -> str:
         kind = _map_type(el.get("type", default).lower())
@@ -407,7 +447,8 @@ class _Reader:
             e["id"] = about
         if any(k != f"{{{RDF}}}about" and k != XML_BASE for k in item.attrib):
             raise Unsupported("attributes on an item")
-        self._title_depth = -1  # feedparser's title_depth: the first title wins, by depth
+        self._title_depth = -1  # feedparser's title_depth and property_depth_map["title"]
+        self._title_map = None
         summaries = 0
         has_content = False
         text_authors: list[str] = []
@@ -429,12 +470,12 @@ class _Reader:
                 self._title_depth = -1  # feedparser's _start_image resets the title depth
                 continue
             if key in _TITLES:
-                self._title(e, child, 1)
+                self._title(e, child, key, 1)
                 continue
             if len(child):
                 if (key in _HANDLED and key not in _HARMLESS_HANDLERS) or key in _ALIASED:
                     raise Unsupported(f"markup inside {key}")
-                self._nested(e, child, 2)
+                self._nested(e, child, key, 2)
                 continue
             if key in ("description", "summary", "dc_description"):
                 summaries += 1
@@ -511,8 +552,8 @@ class _Reader:
             e["tags"] = tags
         return e
 
-    def _title(self, e: dict[str, Any], el: ET.Element, depth: int) -> None:
-        """A title element at ``depth`` below the item, with feedparser's depth rule."""
+    def _title_value(self, el: ET.Element) -> tuple[str, str]:
+        """(content type, value) of a title element, as ``pop()`` leaves them."""
         if len(el):
             raise Unsupported("markup in a title")
         kind = self._type(el, "text/plain")
@@ -520,21 +561,40 @@ class _Reader:
         if kind == "text/plain" and not self.version.startswith("atom") and \
                 _looks_like_html(value):
             kind = "text/html"
+        return kind, value
+
+    def _title(self, e: dict[str, Any], el: ET.Element, key: str, depth: int) -> None:
+        """A title, dc:title or media:title ``depth`` below the item, as feedparser reads it:
+
+        * ``pop()`` ignores it when a non-empty title or dc:title (never a media:title,
+          whose ``_end_media_title`` restores ``title_depth``) ended at its depth or above;
+        * else the value is stored only at the depth of the stored one or above
+          (``property_depth_map``), but ``title_detail`` (the type) is stored either way.
+        """
+        kind, value = self._title_value(el)
         if not -1 < self._title_depth <= depth:
-            e["title"], e["title_detail"] = value, {"type": kind}
-        if value:
+            if self._title_map is None or depth <= self._title_map:
+                self._title_map = depth
+                e["title"] = value
+            e["title_detail"] = {"type": kind}
+        if value and key != "media_title":
             self._title_depth = depth
 
-    def _nested(self, e: dict[str, Any], el: ET.Element, depth: int) -> None:
+    def _nested(self, e: dict[str, Any], el: ET.Element, key: str, depth: int) -> None:
         """Children of a harmless item element: titles count (by depth), nothing else may."""
+        if key in _CONTENT_HANDLERS:  # its children are markup of its text, never titles
+            for child in el:
+                self._harmless(child, where=key)
+            return
         for child in el:
-            key = self.key(child.tag)
-            if key in _TITLES:
-                self._title(e, child, depth)
-            elif (key in _HANDLED and key not in _HARMLESS_HANDLERS) or key in _ALIASED:
-                raise Unsupported(f"entry: element {key} has a handler")
+            child_key = self.key(child.tag)
+            if child_key in _TITLES:
+                self._title(e, child, child_key, depth)
+            elif (child_key in _HANDLED and child_key not in _HARMLESS_HANDLERS) or \
+                    child_key in _ALIASED:
+                raise Unsupported(f"entry: element {child_key} has a handler")
             else:
-                self._nested(e, child, depth + 1)
+                self._nested(e, child, child_key, depth + 1)
 
     def _attrs(self, el: ET.Element) -> dict[str, str]:
         """Attribute names as feedparser's strict parser sees them, lowercased. A namespaced

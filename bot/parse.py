@@ -36,7 +36,14 @@ Rules worth knowing:
   of that hash (scriptingNews.rss repeats two guids for different posts), and an entry that
   repeats an earlier one exactly (same id, same content) is dropped.
 * **Text.** Titles, summaries and authors are plain text (tags dropped, ``<script>`` and
-  ``<style>`` bodies dropped, entities decoded, whitespace collapsed). An untitled entry takes
+  ``<style>`` bodies dropped, entities decoded, whitespace collapsed). HTML is read as a
+  browser shows it: comments hidden as HTML5 ends them (``safe<!--`` is "safe", an
+  unterminated comment hides the rest). A value feedparser reports as ``text/plain`` (an
+  Atom ``type="text"``, an RSS title that does not look like HTML, unless it holds ``<!--``)
+  is shown as it is: its entities were decoded once, by the XML parser, and are not again.
+  A numeric reference to no character (``&#55357;&#56832;``, an emoji as its UTF-16 pair;
+  ``&#0;``; past U+10FFFF) is made the character or U+FFFD before parsing: feedparser's
+  loose parser crashed on them and the whole feed was lost. An untitled entry takes
   the first words of its text; an entry with neither keeps an empty title. The summary is
   the summary, else the content; titles and summaries are capped at :data:`SUMMARY_MAX`.
 * **Dates** are aware UTC datetimes: published, else updated; JSON Feed dates without a zone
@@ -89,6 +96,7 @@ _PROLOG_CLOSE = {b"<!--": b"-->", b"<?": b"?>", b'"': b'"', b"'": b"'"}
 _SLASH_DATE = re.compile(r"\s*(\d{4})/(\d{1,2})/(\d{1,2})"
                          r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_PLAIN_TYPES = ("text/plain",)
 
 
 def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -119,6 +127,7 @@ _ROOT_CLOSED = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|RDF|channel)\b", re.IGNO
 def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     if _declares_entities(body):
         raise FeedParseError("not a feed: XML entity declarations are not allowed")
+    body = _fix_char_refs(body)
     # No Content-Location: feedparser would resolve ids against it too (livemint's numeric
     # guids would become URLs under the feed URL), tying ids to the fetch URL. Links are
     # resolved here instead, after feedparser has applied xml:base.
@@ -141,21 +150,34 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
             raise FeedParseError("not a feed: no RSS, Atom or RDF content")
     feed_link = _http_url(url, feed.get("link"))
     site = {h for h in (_host(feed_link), _host(url)) if h}
-    title = plain_text(feed.get("title"), (feed.get("title_detail") or {}).get("type"))
+    rss = not str(d.get("version") or "").startswith("atom")
+    title = _text(feed.get("title"), feed.get("title_detail"), rss)
     return ParsedFeed(title=title, link=feed_link,
-                      entries=_unique(_xml_entry(e, url, site) for e in d.entries))
+                      entries=_unique(_xml_entry(e, url, site, rss) for e in d.entries))
 
 
-def _xml_entry(e: Any, url: str, site: set[str]) -> tuple[Entry, str]:
-    title = plain_text(e.get("title"), (e.get("title_detail") or {}).get("type"), SUMMARY_MAX)
+def _text(value: str | None, detail: Any, rss: bool, limit: int | None = None) -> str:
+    """Plain text of a feedparser value. Its type is the one feedparser reports, except that
+    a "text/plain" RSS value holding "<!--" is HTML: RSS never declares a title's type, and
+    feedparser's guess (a close tag or an entity makes it HTML) misses a bare comment."""
+    kind = (detail or {}).get("type")
+    if rss and kind == "text/plain" and value and "<!--" in value:
+        kind = "text/html"
+    return plain_text(value, kind, limit)
+
+
+def _xml_entry(e: Any, url: str, site: set[str], rss: bool) -> tuple[Entry, str]:
+    title = _text(e.get("title"), e.get("title_detail"), rss, SUMMARY_MAX)
     summary = ""
     for detail in (e.get("summary_detail"), *(e.get("content") or ())):
         if detail and detail.get("value"):
-            summary = plain_text(detail["value"], detail.get("type"), SUMMARY_MAX)
+            summary = _text(detail["value"], detail, rss, SUMMARY_MAX)
             break
-    raw_date = e.get("published") or e.get("updated") or ""
+    # dict.get: FeedParserDict's "updated" falls back to "published" with a
+    # DeprecationWarning (an exception where warnings are errors); that fallback adds nothing
+    raw_date = e.get("published") or dict.get(e, "updated") or ""
     published = _slash_date(raw_date) or _struct_date(e.get("published_parsed")
-                                                      or e.get("updated_parsed"))
+                                                      or dict.get(e, "updated_parsed"))
     author_detail = e.get("author_detail") or {}
     author = _plain(author_detail.get("name") or e.get("author"))
     tags = (t.get("term") or t.get("label") for t in e.get("tags") or () if isinstance(t, dict))
@@ -179,6 +201,56 @@ def _xml_link(e: Any, url: str, site: set[str]) -> str | None:
         return _http_url(url, html_alternate or alternate)
     link = e.get("link")  # from a guid taken as permalink: only if it is an absolute URL
     return _http_url(url, link) if not e.get("guidislink") else _http_url("", link)
+
+
+# A numeric character reference no character has: a surrogate (an emoji written as its UTF-16
+# pair, "&#55357;&#56832;"), zero, or past U+10FFFF. Expat refuses them (the document is not
+# well-formed) and feedparser's loose parser then crashes on them (chr(), UTF-8 encoding):
+# one such reference lost the whole feed. Candidates here, checked in _char_ref_value.
+_BAD_CHAR_REF = re.compile(
+    rb"&#(?:[xX]0*([dD][89a-fA-F][0-9a-fA-F]{2}|1[1-9a-fA-F][0-9a-fA-F]{4}|[2-9a-fA-F]"
+    rb"[0-9a-fA-F]{5}|[0-9a-fA-F]{7,}|0)(?![0-9a-fA-F])"
+    rb"|0*(5[5-7]\d{3}|1[1-9]\d{5}|[2-9]\d{6}|\d{8,}|0)(?!\d));?")
+
+
+def _char_ref_value(m: re.Match[bytes]) -> int | None:
+    """The code point of a bad reference (a surrogate, 0 or too big), else None."""
+    value = int(m[1], 16) if m[1] is not None else int(m[2])
+    return value if value == 0 or 0xD800 <= value < 0xE000 or value > 0x10FFFF else None
+
+
+def _fix_char_refs(body: bytes) -> bytes:
+    """``body`` with each surrogate pair of references made one reference and any other bad
+    reference made U+FFFD (as HTML5 does). A UTF-16/32 body is fixed as UTF-8 and written
+    back in its own encoding."""
+    for prefix, codec in _WIDE_PREFIXES:
+        if body.startswith(prefix):
+            try:
+                text = body.decode(codec)
+            except UnicodeDecodeError:
+                return body  # not readable as that: no parser gets to its references
+            utf8 = text.encode("utf-8", "surrogatepass")
+            fixed = _fix_char_refs(utf8)
+            return body if fixed is utf8 else fixed.decode("utf-8", "surrogatepass").encode(
+                codec, "surrogatepass")
+    if b"&#" not in body or not _BAD_CHAR_REF.search(body):
+        return body
+    bad = [(m.start(), m.end(), v) for m in _BAD_CHAR_REF.finditer(body)
+           if (v := _char_ref_value(m)) is not None]
+    out, pos, i = [], 0, 0
+    while i < len(bad):
+        start, end, value = bad[i]
+        out.append(body[pos:start])
+        if 0xD800 <= value < 0xDC00 and i + 1 < len(bad) and bad[i + 1][0] == end and \
+                0xDC00 <= bad[i + 1][2] < 0xE000:
+            code = 0x10000 + ((value - 0xD800) << 10) + (bad[i + 1][2] - 0xDC00)
+            out.append(b"&#x%X;" % code)
+            pos, i = bad[i + 1][1], i + 2
+        else:
+            out.append(b"&#xFFFD;")
+            pos, i = end, i + 1
+    out.append(body[pos:])
+    return b"".join(out)
 
 
 def _declares_entities(body: bytes) -> bool:
@@ -256,7 +328,9 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
 def _json_entry(item: dict[str, Any], url: str, feed_authors: str) -> tuple[Entry, str]:
     link = _http_url(url, _str(item.get("url"))) or _http_url(url, _str(item.get("external_url")))
     summary = ""
-    for key, kind in (("summary", "text"), ("content_text", "text"), ("content_html", "html")):
+    # JSON Feed's plain text is often HTML-escaped in practice (rose.json: "echo 0 &gt; /sys"):
+    # its entities are decoded (kind None), unlike a feed's text/plain value
+    for key, kind in (("summary", None), ("content_text", None), ("content_html", "html")):
         if value := _str(item.get(key)):
             summary = plain_text(value, kind, SUMMARY_MAX)
             break
@@ -298,7 +372,10 @@ def _entry(raw_id: object, link: str | None, title: str, summary: str, author: s
     if isinstance(raw_id, (int, float)) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
     date_key = published.isoformat() if published else raw_date
-    digest = hashlib.sha256(f"{title}\n{date_key}\n{summary[:200]}".encode()).hexdigest()
+    # surrogatepass: a JSON string may hold a lone surrogate ("\ud800"); the worker makes
+    # such text valid before storing it (bot.models.storable), the digest must not fail first
+    digest = hashlib.sha256(f"{title}\n{date_key}\n{summary[:200]}".encode(
+        "utf-8", "surrogatepass")).hexdigest()
     entry_id = (raw_id.strip() if isinstance(raw_id, str) else "") or link or f"sha256:{digest}"
     categories = dict.fromkeys(c for t in tags if isinstance(t, str) and (c := _plain(t)))
     if not title and summary:
@@ -357,8 +434,19 @@ def _http_url(base: str, href: str | None) -> str | None:
     return absolute if parts.scheme in ("http", "https") and parts.netloc else None
 
 
+# An HTML comment as HTML5 (a browser) reads it: "<!-->" and "<!--->" are empty comments,
+# and a comment ends at the first "-->" or "--!>" ("-- >" does not end it). Unterminated, it
+# runs to the end of the text.
+_COMMENT = r"<!--(?:-?>|.*?--!?>)"
+_CLOSED_COMMENT = re.compile(_COMMENT, re.S)
+
+
 class _TextExtractor(HTMLParser):
-    """Collects the text of an HTML fragment, minus <script>/<style>, with block breaks."""
+    """Collects the text of an HTML fragment, minus <script>/<style>, with block breaks.
+
+    Comments, ``<!...>`` and ``<?...>`` end where a browser ends them (html.parser in Python
+    3.11 differs: it ends a comment at "-- >", shows an unterminated one as text and raises
+    AssertionError on ``<![x[`` or ``<![ ``); unterminated, they hide the rest of the text."""
 
     _SKIP = frozenset({"script", "style"})
     _BLOCK = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3",
@@ -370,6 +458,29 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self.size = 0
         self._skipping = 0
+        self._closing = False
+
+    def close(self) -> None:
+        self._closing = True  # the text ends here: an unterminated comment runs to the end
+        super().close()
+
+    def _to_end(self) -> int:
+        return len(self.rawdata) if self._closing else -1  # -1: wait for more text
+
+    def parse_comment(self, i: int, report: int = 1) -> int:
+        m = _CLOSED_COMMENT.match(self.rawdata, i)
+        return m.end() if m else self._to_end()
+
+    def parse_html_declaration(self, i: int) -> int:
+        if self.rawdata.startswith("<!--", i):
+            return self.parse_comment(i)
+        # <!DOCTYPE ...>, <![CDATA[...]>, <!x>: a "bogus comment" up to the first ">"
+        end = self.rawdata.find(">", i + 2)
+        return end + 1 if end >= 0 else self._to_end()
+
+    def parse_pi(self, i: int) -> int:
+        end = self.rawdata.find(">", i + 2)  # <?x ...>: a bogus comment too
+        return end + 1 if end >= 0 else self._to_end()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
@@ -389,16 +500,18 @@ class _TextExtractor(HTMLParser):
             self.size += len(" ".join(data.split()))  # a lower bound of the final length
 
 
-# Markup that html.parser (Python 3.11) reads in exactly one way, one token at a time: a
-# comment, a <script>/<style> element (its text is never read; up to the close, or the end),
-# an end tag "</name>", a start tag with well-formed attributes (ASCII whitespace between
-# them, quoted values or plain ASCII bare values). Any other "<" is a stray: html.parser.
+# Markup that _TextExtractor reads in exactly one way, one token at a time: a comment (as
+# HTML5 ends it, or to the end), a "<!...>" or "<?...>" (to the first ">", or the end), a
+# <script>/<style> element (its text is never read; up to the close, or the end), an end tag
+# "</name>", a start tag with well-formed attributes (ASCII whitespace between them, quoted
+# values or plain ASCII bare values). Any other "<" is a stray: html.parser.
 _WS = "[ \t\n\r\f]"
 _NAME = "[a-zA-Z][-a-zA-Z0-9_:.]*"
 _ATTRS = (rf"(?:{_WS}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
           rf"(?:{_WS}*={_WS}*(?:\"[^\"]*\"|'[^']*'|[!#-&(-;?-_a-~]+))?)*{_WS}*")
 _HTML_TOKEN = re.compile(
-    r"<!--.*?--\s*>"
+    rf"{_COMMENT}|<!--.*\Z"
+    r"|<[!?][^>]*(?:>|\Z)"
     rf"|<(?i:script){_ATTRS}>.*?(?:</\s*(?i:script)\s*>|\Z)"
     rf"|<(?i:style){_ATTRS}>.*?(?:</\s*(?i:style)\s*>|\Z)"
     rf"|</({_NAME}){_WS}*>"
@@ -473,12 +586,24 @@ def _plain(value: str | None) -> str:
 
 
 def plain_text(value: str | None, kind: str | None, limit: int | None = None) -> str:
-    """Plain text of a value whose type is html/xhtml or plain; shortened to ``limit``.
-    Shared with :mod:`bot.blogdb`."""
+    """Plain text of a value of content type ``kind``, shortened to ``limit``. Shared with
+    :mod:`bot.blogdb`.
+
+    * html/xhtml: the text a browser shows (tags and comments dropped, entities decoded);
+    * plain text (``text/plain``, as feedparser reports it): as it is, whitespace collapsed.
+      Its entities were decoded once already, by the XML parser (feedparser's value is that
+      text): an Atom
+      ``<title type="text">AT&amp;amp;T</title>`` reads "AT&amp;T", as in a feed reader;
+    * unknown (None) or anything else: entities decoded, tags kept.
+    """
     if not value:
         return ""
-    is_html = kind is not None and "html" in kind and "<" in value
-    text = _html_to_text(value, limit) if is_html else _plain(value)
+    if kind is not None and "html" in kind:
+        text = _html_to_text(value, limit) if "<" in value else _plain(value)
+    elif kind in _PLAIN_TYPES:
+        text = " ".join(value.split())
+    else:
+        text = _plain(value)
     return shorten(text, limit) if limit else text
 
 

@@ -12,6 +12,7 @@ the same wherever it does answer, and to answering for the ordinary cases.
 from __future__ import annotations
 
 import io
+import itertools
 import random
 
 import feedparser
@@ -20,6 +21,7 @@ import pytest
 from bot import fastxml
 from bot import parse as parse_module
 from bot.errors import FeedParseError
+from bot.models import ParsedFeed
 from bot.parse import SUMMARY_MAX, parse_feed, shorten
 from tests.conftest import NO_SHARED as SHARED_ABSENT
 from tests.conftest import SHARED_FEEDS, corpus_files
@@ -54,9 +56,6 @@ def test_fast_xml_reads_every_corpus_file_like_feedparser(
 
 
 @NO_SHARED
-# an emptied <pubDate> makes bot.parse ask feedparser for "updated", which falls back to
-# "published" with a DeprecationWarning (an error under this suite's filterwarnings)
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_fast_xml_reads_mutated_feeds_like_feedparser(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.fastxml_check import mutate
 
@@ -92,7 +91,7 @@ SAMPLES = [
     "<div class=a><img src=/x.png alt=\"\"/>caption<br/>next<br>line</div>",
     "<script type=\"text/javascript\">var a = '<p>not text</p>';</script>After",
     "<STYLE>p { color: red }</STYLE>Styled<SCRIPT>x()</SCRIPT >done",
-    "text <!-- a <p> comment --> more <!-- spaced -- > end",
+    "text <!-- a <p> comment --> more <!-- ended --!> end",
     "&lt;code&gt; &#8217;quoted&#x2019; &amp &copy 5 &lt 6",
     "<h1>Title</h1><table><tr><td>a</td><td>b</td></tr></table>tail &hellip;",
     "<blockquote class=\"twitter-tweet\"><p lang=\"en\">Tweet</p>&mdash; Someone</blockquote>"
@@ -146,6 +145,8 @@ def test_fast_html_text_reads_ordinary_markup_like_html_parser() -> None:
     assert fast_text(SAMPLES[0], None) == "Hello world Second para & more"
     assert fast_text(SAMPLES[3], None) == "After"
     assert fast_text(SAMPLES[5], None) == "text more end"
+    # "-- >" does not end a comment in HTML5 (a browser): it runs on to the end
+    assert fast_text("text <!-- spaced -- > end", None) == "text"
 
 
 def test_fast_html_text_gives_up_or_agrees_on_mangled_markup() -> None:
@@ -172,3 +173,200 @@ def test_fast_html_text_reads_every_corpus_summary_like_html_parser() -> None:
     assert assert_same_text(values) >= 0.99 * 3 * len(values)
     rng = random.Random(5)
     assert_same_text([mangle(rng.choice(values)[:3000], rng) for _ in range(1500)])
+
+
+# --------------------------------------------------------------------------- titles, comments
+
+MEDIA_NS = ('xmlns:media="http://search.yahoo.com/mrss/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/"')
+TITLES = {
+    "title": "<title>Plain title</title>",
+    "media": "<media:title>Media title</media:title>",
+    "dc": "<dc:title>DC title</dc:title>",
+    "group": "<media:group><media:title>Group title</media:title></media:group>",
+    "empty": "<title></title>",
+    "html": "<media:title type='html'>Tom &amp;amp; &amp;lt;b&amp;gt;Jerry&amp;lt;/b&amp;gt;"
+            "</media:title>",
+}
+
+
+def rss_doc(item: str, channel: str = "<title>Blog</title>", *, linked: bool = True,
+            body: str = "<description>Body</description>") -> bytes:
+    link = "<link>https://example.org/1</link>" if linked else ""
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" {MEDIA_NS}><channel>'
+            f"{channel}<link>https://example.org/</link><item>{item}{link}"
+            f"{body}</item></channel></rss>").encode()
+
+
+def atom_doc(item: str, channel: str = "<title>Blog</title>", *, linked: bool = True,
+            body: str = "<summary>Body</summary>") -> bytes:
+    link = '<link href="https://example.org/1"/>' if linked else ""
+    return ('<?xml version="1.0" encoding="utf-8"?>'
+            f'<feed xmlns="http://www.w3.org/2005/Atom" {MEDIA_NS}>{channel}'
+            f'<link href="https://example.org/"/><entry>{item}{link}'
+            f"{body}</entry></feed>").encode()
+
+
+def rdf_doc(item: str, channel: str = "<title>Blog</title>", *, linked: bool = True,
+            body: str = "<description>Body</description>") -> bytes:
+    link = "<link>https://example.org/1</link>" if linked else ""
+    return ('<?xml version="1.0" encoding="utf-8"?><rdf:RDF '
+            'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+            f'xmlns="http://purl.org/rss/1.0/" {MEDIA_NS}><channel rdf:about="https://example.org/">'
+            f"{channel}<link>https://example.org/</link></channel><item>{item}{link}"
+            f"{body}</item></rdf:RDF>").encode()
+
+
+DOCS = {"rss": rss_doc, "atom": atom_doc, "rdf": rdf_doc}
+TITLE_ORDERS = [order for n in (1, 2, 3) for order in itertools.permutations(TITLES, n)]
+
+
+def both_paths(body: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    url = "https://example.org/feed"
+    return (parsed(body, url, fast=True, monkeypatch=monkeypatch),
+            parsed(body, url, fast=False, monkeypatch=monkeypatch))
+
+
+@pytest.mark.parametrize("kind", sorted(DOCS))
+def test_entry_titles_in_every_order_read_alike_on_both_paths(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    on_fast_path = 0
+    for order in TITLE_ORDERS:
+        for linked in (True, False):  # without a link or guid, the id is a hash of the title
+            body = DOCS[kind]("".join(TITLES[t] for t in order), linked=linked)
+            fast, slow = both_paths(body, monkeypatch)
+            assert fast == slow, (kind, order, linked)
+            on_fast_path += fastxml.parse(body, "application/xml") is not None
+    assert on_fast_path == 2 * len(TITLE_ORDERS)  # all of them, without falling back
+
+
+@pytest.mark.parametrize("kind", sorted(DOCS))
+def test_feed_titles_in_every_order_read_alike_on_both_paths(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for order in TITLE_ORDERS:
+        body = DOCS[kind]("<title>Post</title>", "".join(TITLES[t] for t in order))
+        fast, slow = both_paths(body, monkeypatch)
+        assert fast == slow, (kind, order)
+        assert fastxml.parse(body, "application/xml") is not None
+
+
+@pytest.mark.parametrize(("order", "title"), [
+    # media:title and dc:title after <title> are fallbacks only; a dc:title before it wins
+    (("title", "media"), "Plain title"),
+    (("media", "title"), "Plain title"),
+    (("title", "dc"), "Plain title"),
+    (("dc", "title"), "DC title"),
+    (("media", "dc"), "DC title"),
+    (("title", "group", "media"), "Plain title"),
+    (("group", "title"), "Plain title"),
+    (("media", "group"), "Media title"),
+    (("group",), "Group title"),
+    (("html",), "Tom & <b>Jerry</b>"),  # an escaped-HTML title: its text, decoded once
+])
+def test_which_title_an_entry_gets(order: tuple[str, ...], title: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for doc in DOCS.values():
+        body = doc("".join(TITLES[t] for t in order), linked=False)
+        for fast in (True, False):
+            feed = parsed(body, "https://example.org/feed", fast=fast, monkeypatch=monkeypatch)
+            assert isinstance(feed, ParsedFeed)
+            assert feed.entries[0].title == title
+
+
+def test_title_types_follow_the_element_that_set_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # feedparser keeps the first media:title's value but takes the later one's type: the
+    # value is then read as HTML ("&lt;" decoded), on both paths
+    item = ("<media:title>a &amp;lt;b&amp;gt;</media:title><media:group>"
+            "<media:title type='html'>x</media:title></media:group>")
+    for doc in DOCS.values():
+        fast, slow = both_paths(doc(item, linked=False), monkeypatch)
+        assert fast == slow
+        assert isinstance(fast, ParsedFeed) and fast.entries[0].title == "a <b>"
+
+
+COMMENTED = [  # (escaped HTML, the text a browser shows)
+    ("safe<!--", "safe"),
+    ("sa<!-- -- x >fe", "sa"),
+    ("a<!-->b", "ab"),
+    ("a<!--->b", "ab"),
+    ("a<!---->b", "ab"),
+    ("a<!-- hidden", "a"),
+    ("a<!-- x --!>b", "ab"),
+    ("a<!-- x -- >b", "a"),
+    ("a <!-- <p>x</p> --> b", "a b"),
+    ("<p>a</p><!--[if IE]><p>old</p><![endif]--><p>b</p>", "a b"),
+    ("a<![CDATA[x]]>b", "ab"),
+    ("a<!x>b<?php echo 1 ?>c", "abc"),
+    ("a<![x[b", "a"),
+]
+
+
+def escape_xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@pytest.mark.parametrize(("markup", "text"), COMMENTED)
+def test_html_comments_never_reach_the_text(markup: str, text: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_module._html_to_text_parser(markup, None) == text
+    assert fast_text(markup, None) in (None, text)
+    for wrap in (escape_xml, lambda m: f"<![CDATA[{m}]]>"):
+        if "]]>" in markup and wrap is not escape_xml:
+            continue  # CDATA cannot hold "]]>"
+        value = wrap(markup)
+        bodies = [
+            rss_doc(f"<title>{value}</title>", body=f"<description>{value}</description>"),
+            atom_doc(f"<title type='html'>{value}</title>",
+                     body=f"<content type='html'>{value}</content>"),
+        ]
+        for body in bodies:
+            fast, slow = both_paths(body, monkeypatch)
+            assert fast == slow, (markup, body)
+            assert isinstance(fast, ParsedFeed)
+            entry = fast.entries[0]
+            # an RSS title is plain text unless it looks like HTML (feedparser: a close tag
+            # or an entity; here also a comment): "a<!x>b" is then a title as it is
+            title = text if "<!--" in markup or b"<rss" not in body else markup
+            assert (entry.title, entry.summary) == (title, text), (markup, entry)
+            assert "<!--" not in entry.title + entry.summary
+
+
+def test_a_comment_across_the_parser_s_chunks_is_still_a_comment() -> None:
+    for at in (4090, 4093, 4094, 4095, 4096, 4097):
+        markup = "x" * at + "<!-- " + "y" * 5000 + " -->after"
+        assert parse_module._html_to_text_parser(markup, None) == "x" * at + "after"
+        assert fast_text(markup, None) == "x" * at + "after"
+        unterminated = "w " * (at // 2) + "<!-- " + "y " * 5000
+        assert html_parser_text(unterminated, SUMMARY_MAX) == \
+            fast_text(unterminated, SUMMARY_MAX)
+        assert "y" not in html_parser_text(unterminated, None)
+
+
+@pytest.mark.parametrize(("title", "text"), [
+    ("AT&amp;amp;T &amp;lt;b&amp;gt;", "AT&amp;T &lt;b&gt;"),  # escaped twice: shown once
+    ("AT&amp;amp;T &lt;b&gt;", "AT&amp;T <b>"),
+    ("Fish &amp; Chips &lt;3", "Fish & Chips <3"),
+    ("a &amp;copy b", "a &copy b"),
+])
+def test_a_plain_text_atom_title_is_decoded_once(title: str, text: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for attr in (' type="text"', ""):
+        fast, slow = both_paths(atom_doc(f"<title{attr}>{title}</title>",
+                                         f"<title{attr}>{title}</title>"), monkeypatch)
+        assert fast == slow
+        assert isinstance(fast, ParsedFeed)
+        assert (fast.title, fast.entries[0].title) == (text, text)
+
+
+@pytest.mark.parametrize(("title", "text"), [
+    # feedparser's rule for RSS: a title that looks like escaped HTML is HTML
+    ("AT&amp;amp;T", "AT&T"),
+    ("&amp;lt;b&amp;gt;x&amp;lt;/b&amp;gt;", "<b>x</b>"),  # HTML text "&lt;b&gt;": once
+    # ... and one that does not (an unknown entity) is plain text, shown as it is
+    ("AT&amp;amp;T &amp;nosuch;", "AT&amp;T &nosuch;"),
+])
+def test_an_rss_title_is_decoded_by_feedparser_s_rules(title: str, text: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, slow = both_paths(rss_doc(f"<title>{title}</title>"), monkeypatch)
+    assert fast == slow
+    assert isinstance(fast, ParsedFeed) and fast.entries[0].title == text
