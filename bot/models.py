@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -14,6 +14,7 @@ class Entry:
     title and date. ``link`` is absolute (resolved against the feed URL and xml:base) or None.
     ``title``, ``summary`` and ``author`` are plain text: HTML stripped, entities decoded,
     whitespace collapsed. ``position`` is the entry's index in the document (0 = first).
+    An entry with an ``error`` is recorded as seen with a failed post that gives the reason.
     """
 
     id: str
@@ -24,6 +25,7 @@ class Entry:
     categories: tuple[str, ...] = ()
     published: datetime | None = None  # timezone-aware (UTC) when known
     position: int = 0
+    error: str | None = None  # why this entry cannot be tweeted, found while reading it
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +33,28 @@ class ParsedFeed:
     title: str
     link: str | None
     entries: list[Entry] = field(default_factory=list)
+
+
+def valid_text(text: str) -> str:
+    """``text`` with any lone surrogate (a JSON feed's ``"\\ud800"``) replaced by U+FFFD:
+    SQLite, X and every other network only take valid Unicode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def storable(entry: Entry) -> Entry:
+    """The entry with valid Unicode in every text field (usually the entry itself)."""
+    fields = (entry.id, entry.link or "", entry.title, entry.summary, entry.author,
+              *entry.categories)
+    try:
+        "".join(fields).encode("utf-8")
+    except UnicodeEncodeError:
+        return replace(entry, id=valid_text(entry.id),
+                       link=valid_text(entry.link) if entry.link else entry.link,
+                       title=valid_text(entry.title), summary=valid_text(entry.summary),
+                       author=valid_text(entry.author),
+                       categories=tuple(valid_text(c) for c in entry.categories))
+    return entry

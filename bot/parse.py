@@ -61,22 +61,25 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import feedparser
 from feedparser.exceptions import ThingsNobodyCaresAboutButMe
 
 from bot.errors import FeedParseError
 from bot.fastxml import feedparser_result
+from bot.links import normalise_link
 from bot.models import Entry, ParsedFeed
 
 __all__ = ["SUMMARY_MAX", "parse_feed"]
+
+T = TypeVar("T")
 
 SUMMARY_MAX = 1000
 TITLE_MAX_CHARS = 100
@@ -153,7 +156,8 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     rss = not str(d.get("version") or "").startswith("atom")
     title = _text(feed.get("title"), feed.get("title_detail"), rss)
     return ParsedFeed(title=title, link=feed_link,
-                      entries=_unique(_xml_entry(e, url, site, rss) for e in d.entries))
+                      entries=_unique(_each(d.entries, lambda e: _xml_entry(e, url, site, rss),
+                                            lambda e: e.get("id"))))
 
 
 def _text(value: str | None, detail: Any, rss: bool, limit: int | None = None) -> str:
@@ -319,8 +323,8 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
         raise FeedParseError(f"not a feed: unknown JSON Feed version {str(version or '')!r}")
     feed_link = _http_url(url, _str(doc.get("home_page_url")))
     feed_authors = _json_authors(doc)
-    entries = (_json_entry(item, url, feed_authors)
-               for item in _as_list(doc.get("items")) if isinstance(item, dict))
+    entries = _each([item for item in _as_list(doc.get("items")) if isinstance(item, dict)],
+                    lambda item: _json_entry(item, url, feed_authors), lambda item: item.get("id"))
     return ParsedFeed(title=_plain(_str(doc.get("title"))), link=feed_link,
                       entries=_unique(entries))
 
@@ -384,6 +388,21 @@ def _entry(raw_id: object, link: str | None, title: str, summary: str, author: s
                  categories=tuple(categories), published=published), digest
 
 
+def _each(raws: Iterable[T], read: Callable[[T], tuple[Entry, str]],
+          raw_id: Callable[[T], object]) -> Iterator[tuple[Entry, str]]:
+    """``read`` each raw entry; one that cannot be read becomes an Entry with an ``error``
+    (recorded as a failed post that says why) instead of losing the whole feed."""
+    for raw in raws:
+        try:
+            yield read(raw)
+        except Exception as exc:
+            rid = raw_id(raw)
+            digest = hashlib.sha256(repr(raw)[:4000].encode("utf-8", "surrogatepass")).hexdigest()
+            entry_id = rid.strip() if isinstance(rid, str) and rid.strip() else f"sha256:{digest}"
+            yield Entry(id=entry_id, link=None, title="",
+                        error=f"could not read this entry: {type(exc).__name__}: {exc}"), digest
+
+
 def _unique(items: Iterable[tuple[Entry, str]]) -> list[Entry]:
     """Number entries in order; give repeated ids a digest suffix; drop exact repeats."""
     seen: set[str] = set()
@@ -423,15 +442,9 @@ def _host(link: str | None) -> str:
 
 
 def _http_url(base: str, href: str | None) -> str | None:
-    """``href`` made absolute against ``base``; None unless it is an http(s) URL with a host."""
-    if not href or not (href := href.strip()):
-        return None
-    try:
-        absolute = urljoin(base, href)
-        parts = urlsplit(absolute)
-    except ValueError:
-        return None
-    return absolute if parts.scheme in ("http", "https") and parts.netloc else None
+    """``href`` made absolute against ``base`` and normalised (:func:`bot.links.normalise_link`:
+    an IRI becomes a URI, userinfo goes); None unless it is an http(s) URL with a host."""
+    return normalise_link(href, base) if href else None
 
 
 # An HTML comment as HTML5 (a browser) reads it: "<!-->" and "<!--->" are empty comments,

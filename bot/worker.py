@@ -21,16 +21,16 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from bot.compose import compose_posts
+from bot.compose import Composed, compose_posts
 from bot.config import Settings
 from bot.decide import Filters, decide
 from bot.dispatch import Dispatcher, Poster
 from bot.errors import ConfigError, FeedError, FeedGoneError
 from bot.feeds import Fetcher, FetchResult
 from bot.metrics import Metrics
-from bot.models import ParsedFeed
+from bot.models import Entry, ParsedFeed, storable, valid_text
 from bot.parse import parse_feed
-from bot.store import FeedRow, NewPost, Store
+from bot.store import FeedRow, NewPost, Store, is_write_failure
 from bot.twitter import DryRunClient, XClient
 
 log = logging.getLogger(__name__)
@@ -226,11 +226,17 @@ class Worker:
 
     def _poll_done(self, fid: int, task: asyncio.Task[PollReport]) -> None:
         self._polling.pop(fid, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("poll_crashed feed_id=%d", fid, exc_info=task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # poll() records its own failures; this is one it could not write down (the
+            # disk). The feed stays on the schedule, failing and backing off, in memory.
+            if not is_write_failure(exc):
+                log.error("poll_crashed feed_id=%d", fid, exc_info=exc)
             feed = self.feeds.get(fid)
-            if feed is not None:  # never lose the feed from the schedule
-                self._remember(feed, next_poll_at=self.clock() + self.settings.poll_interval)
+            if feed is not None:
+                failures = feed.consecutive_failures + 1
+                self._remember(feed, consecutive_failures=failures,
+                               last_error=f"internal error: {type(exc).__name__}: {exc}"[:500],
+                               next_poll_at=self.clock() + self._backoff(failures))
         feed = self.feeds.get(fid)
         if feed is not None and not feed.gone:
             self._schedule(fid)
@@ -292,6 +298,11 @@ class Worker:
             await self._failed(feed, exc, started, report, gone=True)
         except FeedError as exc:
             await self._failed(feed, exc, started, report)
+        except Exception as exc:  # a bug or the disk: still a failure of this feed, never "ok"
+            if not is_write_failure(exc):  # (the store logs those, once a minute)
+                log.exception("poll_crashed url=%s", feed.url)
+            await self._failed(feed, FeedError(f"internal error: {type(exc).__name__}: {exc}"),
+                               started, report)
         return report
 
     async def _record(self, feed: FeedRow, parsed: ParsedFeed, result: FetchResult,
@@ -300,24 +311,22 @@ class Worker:
         s = self.settings
         now_dt = datetime.fromtimestamp(self.clock(), UTC)
         baselining = not feed.baselined  # read before _remember() below updates the row
-        seen_keys, seen_links = await self.store.seen(feed.id, parsed.entries)
+        # valid Unicode only, from here on (a JSON feed can hold lone surrogates)
+        entries = [storable(e) for e in parsed.entries]
+        parsed = ParsedFeed(valid_text(parsed.title), parsed.link and valid_text(parsed.link),
+                            entries)
+        seen_keys, seen_links = await self.store.seen(feed.id, entries)
         try:
             filters = Filters.compile(feed.include_re, feed.exclude_re)
         except re.error as exc:
             log.error("feed_filter_invalid url=%s error=%s (filters ignored)", feed.url, exc)
             filters = Filters()
         backfill = s.backfill if feed.backfill is None else feed.backfill
-        decision = decide(parsed.entries, seen_keys=seen_keys, seen_links=seen_links,
+        decision = decide(entries, seen_keys=seen_keys, seen_links=seen_links,
                           first_poll=baselining, backfill=backfill, now=now_dt,
                           filters=filters)
-        template = feed.template or s.tweet_template
-        hashtags = " ".join(x for x in (s.hashtags, feed.hashtags or "") if x)
         items = [NewPost(e, None) for e in decision.seen_only]
-        if decision.to_post:  # a long title can take many measurements: keep it off the loop
-            texts = await asyncio.get_running_loop().run_in_executor(
-                self._executor, compose_posts, template, decision.to_post, parsed.title,
-                parsed.link, hashtags)
-            items += [NewPost(e, t) for e, t in zip(decision.to_post, texts, strict=True)]
+        items += await self._compose(feed, parsed, decision.to_post)
         values = dict(last_status=200, last_error=None, consecutive_failures=0,
                       last_polled_at=started, last_success_at=self.clock(),
                       next_poll_at=started + s.poll_interval, etag=result.etag,
@@ -336,9 +345,38 @@ class Worker:
                      "" if post_ids else " (older articles are not tweeted; BACKFILL=N tweets "
                      "the newest N on a feed's first poll)")
         else:
-            log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d", feed.url,
-                     len(parsed.entries), len(post_ids), decision.filtered)
+            unpostable = sum(1 for item in items if item.error is not None)
+            log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d%s", feed.url,
+                     len(parsed.entries), len(post_ids), decision.filtered,
+                     f" unpostable={unpostable}" if unpostable else "")
         return len(post_ids)
+
+    async def _compose(self, feed: FeedRow, parsed: ParsedFeed,
+                       entries: list[Entry]) -> list[NewPost]:
+        """The posts owed for ``entries``. An entry that cannot become a post (its link is
+        unusable, say) gets a failed post with the reason; the others are not held up."""
+        s = self.settings
+        readable = [e for e in entries if e.error is None]
+        composed: list[Composed] = []
+        if readable:  # a long title can take many measurements: keep it off the event loop
+            composed = await asyncio.get_running_loop().run_in_executor(
+                self._executor, functools.partial(
+                    compose_posts, feed.template or s.tweet_template, readable, parsed.title,
+                    parsed.link, " ".join(x for x in (s.hashtags, feed.hashtags or "") if x),
+                    keep_mentions=(feed.mentions or s.mentions) == "keep"))
+        results = dict(zip((id(e) for e in readable), composed, strict=True))
+        items = []
+        for entry in entries:
+            result = results.get(id(entry))
+            if result is not None and result.text is not None:
+                items.append(NewPost(entry, result.text))
+                continue
+            reason = entry.error or (result.error if result else None) or "cannot be tweeted"
+            items.append(NewPost(entry, None, error=reason))
+            self.metrics.posts.labels("failed").inc()
+            log.warning("entry_unpostable url=%s entry=%r title=%r reason=%s", feed.url,
+                        entry.id[:200], entry.title[:100], reason)
+        return items
 
     async def _failed(self, feed: FeedRow, exc: FeedError, started: float, report: PollReport,
                       *, gone: bool = False) -> None:
@@ -348,7 +386,7 @@ class Worker:
         status = exc.status if exc.status is not None else report.status
         report.status = status
         report.error = str(exc)
-        delay = min(s.max_backoff, s.poll_interval * 2 ** (failures - 1))
+        delay = self._backoff(failures)
         if exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, s.max_backoff))
         values = dict(last_status=status, last_error=str(exc)[:500],
@@ -364,6 +402,10 @@ class Worker:
         else:
             log.warning("feed_failed url=%s failures=%d retry_in=%.0fs error=%r", feed.url,
                         failures, delay, str(exc))
+
+    def _backoff(self, failures: int) -> float:
+        s = self.settings
+        return min(s.max_backoff, s.poll_interval * 2 ** min(64, failures - 1))
 
     async def _moved(self, feed: FeedRow, new_url: str) -> FeedRow:
         """A permanent redirect: fetch from the new URL from now on. The feed keeps its
@@ -391,8 +433,10 @@ class Worker:
         for f in feeds:
             states[f.state] = states.get(f.state, 0) + 1
         posting = self.dispatcher.health()
+        status = ("database_unwritable" if self.store.unwritable else
+                  "posting_broken" if posting["posting_broken"] else "ok")
         body: dict[str, object] = {
-            "status": "posting_broken" if posting["posting_broken"] else "ok",
+            "status": status,
             "dry_run": self.settings.dry_run,
             "feeds": {"total": len(feeds), **states},
             "pending_posts": counts["pending"] + counts["sending"],
@@ -408,7 +452,9 @@ class Worker:
                  "last_polled_at": _iso(f.last_polled_at), "next_poll_at": _iso(f.next_poll_at)}
                 for f in feeds
             ]
-        return (503 if posting["posting_broken"] else 200), body
+        if self.store.unwritable:
+            body["database_error"] = self.store.unwritable
+        return (200 if status == "ok" else 503), body
 
 
 def _iso(ts: float | None) -> str | None:

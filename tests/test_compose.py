@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import unicodedata
 
 import pytest
@@ -11,7 +12,10 @@ from twitter_text import extract_urls, parse_tweet
 from bot.compose import (
     ELLIPSIS,
     MAX_WEIGHT,
+    WORD_JOINER,
+    Composed,
     compose,
+    compose_posts,
     hashtags_from_categories,
     validate_template,
     weighted_length,
@@ -84,7 +88,8 @@ def test_cjk_title_is_cut_at_the_character_limit() -> None:
     assert len(kept) >= 120  # (280 - 23 - 1 - 2) / 2 = 127 characters fit
 
 
-@pytest.mark.parametrize("unit", ["👨\u200d👩\u200d👧", "🇫🇷", "👍🏽", "1️⃣", "❤️"])
+@pytest.mark.parametrize("unit", ["👨\u200d👩\u200d👧", "🇫🇷", "👍🏽", "1️⃣", "❤️", "🏳️\u200d🌈",
+                                  "क्षि", "ｶﾞ", "각", "\u1ea1\u0301", "\u0e01\u0e48"])
 def test_emoji_title_is_never_cut_inside_an_emoji(unit: str) -> None:
     title = unit * 200
     text = compose("{title} {url}", entry(title))
@@ -264,17 +269,160 @@ def test_random_entries_always_fit_with_the_link_intact() -> None:
 
 
 def test_compose_posts_appends_asked_for_hashtags_and_uses_the_feed_link() -> None:
-    from bot.compose import compose_posts
-
-    linked = Entry(id="1", link="https://blog.example/1", title="Linked", categories=("rust",))
+    linked = Entry(id="1", link="https://blog.example.org/1", title="Linked",
+                   categories=("rust",))
     linkless = Entry(id="2", link=None, title="No link of its own")
-    texts = compose_posts("{title} {url}", [linked, linkless], "Blog", "https://blog.example/",
-                          hashtags="#news")
-    assert texts == ["Linked https://blog.example/1 #rust #news",
-                     "No link of its own https://blog.example/ #news"]
+    results = compose_posts("{title} {url}", [linked, linkless], "Blog",
+                            "https://blog.example.org/", hashtags="#news")
+    assert results == [
+        Composed("Linked https://blog.example.org/1 #rust #news", link="https://blog.example.org/1"),
+        Composed("No link of its own https://blog.example.org/ #news",
+                 link="https://blog.example.org/"),
+    ]
     # a template that names {hashtags} decides where they go
-    (text,) = compose_posts("{hashtags} {title} {url}", [linked], "Blog", None, "#news")
-    assert text == "#rust #news Linked https://blog.example/1"
+    (result,) = compose_posts("{hashtags} {title} {url}", [linked], "Blog", None, "#news")
+    assert result.text == "#rust #news Linked https://blog.example.org/1"
+
+
+@pytest.mark.parametrize("link, why", [
+    ("javascript:alert(1)", "not an absolute http(s) link"),
+    ("mailto:me@example.org", "not an absolute http(s) link"),
+    ("/relative", "not an absolute http(s) link"),
+    ("https://example.org/" + "a" * 5000,
+     "5020 characters long and X shortens links of at most 4088"),
+    ("https://example.org/ends-with.", "X would link only a part of it"),
+    ("https://example.org/a)", "X would link only a part of it"),
+    (None, "the entry has no link"),
+])
+def test_a_link_x_cannot_take_falls_back_to_the_feeds_home_or_is_an_error(
+    link: str | None, why: str
+) -> None:
+    item = entry("Hello", link=link)
+    (fallback,) = compose_posts("{title} {url}", [item], "Blog", "https://blog.example.org")
+    assert fallback == Composed("Hello https://blog.example.org/", link="https://blog.example.org/")
+    (failed,) = compose_posts("{title} {url}", [item], "Blog", "https://example.org/home.")
+    assert failed.text is None and failed.link is None
+    assert failed.error is not None
+    assert why in failed.error and "cannot be tweeted" in failed.error
+    assert len(failed.error) < 400  # a huge link is clipped in the message
+
+
+def test_a_link_on_a_domain_twitter_text_does_not_know_is_tweeted_as_it_is() -> None:
+    """X shows it as plain text, whole; the article is not dropped for an old domain list."""
+    (result,) = compose_posts("{title} {url}", [entry("Hello", link="https://blog.example/1")],
+                              "Blog", "https://blog.example.org")
+    assert result == Composed("Hello https://blog.example/1", link="https://blog.example/1")
+
+
+def test_a_template_without_url_needs_no_link() -> None:
+    (result,) = compose_posts("New: {title}", [entry("Hello", link=None)], "Blog", None)
+    assert result == Composed("New: Hello")
+
+
+def test_the_tweet_carries_the_normalised_link() -> None:
+    item = entry("Hello", link=" https://user:pw@Bücher.example.org/ä b?q=ü ")
+    link = "https://xn--bcher-kva.example.org/%C3%A4%20b?q=%C3%BC"
+    assert compose("{title} {url}", item) == "Hello " + link
+    (result,) = compose_posts("{title} {url}", [item], "Blog", None)
+    assert result == Composed("Hello " + link, link=link)
+    assert extract_urls(result.text or "") == [link]
+
+
+def test_a_link_glued_to_text_is_set_apart_so_x_sees_it_whole() -> None:
+    text = compose("{title}{url}", entry("Hello"))
+    assert text == "Hello " + URL
+    assert extract_urls(text) == [URL]
+    assert compose("({url})", entry("Hi")) == f"({URL})"  # X sees this one whole as it is
+
+
+def test_one_broken_entry_does_not_stop_the_others() -> None:
+    broken = Entry(id="bad", link=URL, title="Bad", categories=None)  # type: ignore[arg-type]
+    results = compose_posts("{title} {hashtags} {url}", [entry("First"), broken, entry("Last")],
+                            "Blog", None)
+    assert [r.text for r in results] == [f"First {URL}", None, f"Last {URL}"]
+    assert results[1].error and "could not compose this entry: TypeError" in results[1].error
+
+
+def test_an_entry_found_broken_while_parsing_keeps_its_reason() -> None:
+    broken = Entry(id="x", link=URL, title="Hi", error="the entry's date is unreadable")
+    assert compose_posts("{title} {url}", [broken], "Blog", None) == [
+        Composed(None, error="the entry's date is unreadable")]
+
+
+def test_a_template_leaving_no_room_falls_back_to_title_and_url() -> None:
+    (result,) = compose_posts("x" * 270 + " {title} {url}", [entry("Hello")], "Blog", None)
+    assert result == Composed(f"Hello {URL}", link=URL)
+
+
+# ---------------------------------------------------------------- mentions
+
+
+MENTION = re.compile(  # twitter-text's valid mention (extractMentionsOrListsWithIndices)
+    r"(?:^|[^a-zA-Z0-9_!#$%&*@＠]|(?:^|[^a-zA-Z0-9_+~.-])(?:rt|RT|rT|Rt):?)[@＠]"
+    r"([a-zA-Z0-9_]{1,20})(?![@＠a-zA-Z0-9_]|://)")
+
+
+def test_names_from_the_feed_are_not_mentioned() -> None:
+    title = "Thanks @guido, ＠alice and RT@bob; write to me@example.org"
+    text = compose("{title} ({author}) {url}", entry(title, author="@carol"),
+                   keep_mentions=False)
+    assert MENTION.findall(text) == []
+    assert text.replace(WORD_JOINER, "") == f"{title} (@carol) {URL}"  # reads the same
+    assert "me@example.org" in text  # an e-mail address is left as it is
+    assert parse_tweet(text).weightedLength == weighted_length(title) + 4 * 2 + 9 + 24
+
+
+def test_mentions_can_be_kept_and_the_templates_own_stay() -> None:
+    kept = compose("{title} {url}", entry("Thanks @guido"), keep_mentions=True)
+    assert kept == f"Thanks @guido {URL}" and MENTION.findall(kept) == ["guido"]
+    text = compose("via @blog: {title} {url}", entry("Thanks @guido"))
+    assert MENTION.findall(text) == ["blog"]
+    (result,) = compose_posts("{title} {url}", [entry("@a")], "Blog", None, keep_mentions=True)
+    assert result.text == f"@a {URL}"
+
+
+def test_a_cut_never_leaves_a_live_mention() -> None:
+    for size in range(230, 262):
+        title = "x " * (size // 2) + "@someone_long_name and more words to cut"
+        text = compose("{title} {url}", entry(title))
+        assert MENTION.findall(text) == [], text
+
+
+# ---------------------------------------------------------------- titles intact
+
+
+@pytest.mark.parametrize("title", ["Q&A:", "Part 2 -", "Links | ", "See https://x.org/page",
+                                   "A/B", "Notes, ", "Tea — "])
+def test_a_title_that_fits_loses_nothing(title: str) -> None:
+    shown = title.strip()
+    assert compose("{title} {summary} {url}", entry(title)) == f"{shown} {URL}"
+    assert compose("{title} — {feed_title}\n{url}", entry(title)) == f"{shown}\n{URL}"
+    assert compose("{feed_title}: {title}", entry(title)) == shown
+
+
+def test_separators_of_the_template_still_go_with_an_emptied_field() -> None:
+    assert compose("{title} — {feed_title} | {url}", entry("Q&A:")) == f"Q&A: | {URL}"
+    assert compose("{feed_title} — {title}", entry("- Part 2"), feed_title="") == "- Part 2"
+
+
+# ---------------------------------------------------------------- longest cut
+
+
+def test_the_cut_is_the_longest_that_fits_even_with_url_like_words() -> None:
+    # twitter-text weighs "a.co" 23 but "a.c" 3: the weight goes up and down as the cut grows
+    rnd = random.Random(3)
+    for _ in range(20):
+        title = "".join(rnd.choice(["a", "b", ".", "com", "co", "org", "x", "é"])
+                        for _ in range(rnd.randrange(100, 200)))
+        text = compose("{title} {url}", entry(title))
+        assert_fits(text)
+        if not text.endswith(ELLIPSIS + " " + URL):
+            assert text == f"{title} {URL}"
+            continue
+        kept = text[: -len(ELLIPSIS + " " + URL)]
+        assert title.startswith(kept)
+        longer = title[: len(kept) + 1] + ELLIPSIS + " " + URL
+        assert weighted_length(longer) > MAX_WEIGHT, (title, len(kept))
 
 
 # ---------------------------------------------------------------- the cheap bound
@@ -288,6 +436,7 @@ TRICKY = (
     "http://[::1]/", "xn--wgv71a119e.jp", "a" * 400 + ".com", "ｆｕｌｌｗｉｄｔｈ．ｃｏｍ",
     "\u2019quotes\u2018 \u201cdouble\u201d \u2026 \u2014", "\U0001F600" * 150,
     "mail me: a@b.co, or https://x.org/a.b.c?d=e.f#g.h", "v1.2.3 released.",
+    "thanks @\u2060guido and ＠\u2060alice", "@\u2060example.com",
 )
 
 

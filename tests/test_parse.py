@@ -9,6 +9,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -485,3 +486,46 @@ def test_results_and_errors_cross_a_process_boundary() -> None:
         parse_file(ADVERSARIAL, "unknown.json")
     copy = pickle.loads(pickle.dumps(caught.value))
     assert isinstance(copy, FeedParseError) and str(copy) == str(caught.value)
+
+
+def test_links_are_normalised_where_they_enter() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>
+<link>https://User:pw@Blog.Example.org/</link>
+<item><title>IRI</title><link>https://ja.example.org/wiki/\xe6\x97\xa5\xe6\x9c\xac</link></item>
+<item><title>Space</title><link>/a b?q=c d</link></item>
+<item><title>Escaped</title><link>https://ja.example.org/wiki/%E6%97%A5%e6%9c%ac</link></item>
+<item><title>Script</title><link>javascript:alert(1)</link></item>
+</channel></rss>"""
+    parsed = parse_feed(body, "https://blog.example.org/feed.xml")
+    assert parsed.link == "https://blog.example.org/"
+    assert [e.link for e in parsed.entries] == [
+        "https://ja.example.org/wiki/%E6%97%A5%E6%9C%AC",
+        "https://blog.example.org/a%20b?q=c%20d",
+        "https://ja.example.org/wiki/%E6%97%A5%e6%9c%ac",  # escapes kept as written
+        None,
+    ]
+
+
+def test_an_entry_that_cannot_be_read_is_kept_with_its_error_and_the_others_are_read(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.parse
+
+    real = bot.parse._xml_entry
+
+    def brittle(e: Any, *args: Any) -> Any:
+        if e.get("title") == "Poison":
+            raise KeyError("a bug this entry brings out")
+        return real(e, *args)
+
+    monkeypatch.setattr(bot.parse, "_xml_entry", brittle)
+    body = b"""<rss version="2.0"><channel><title>T</title>
+<item><guid>g1</guid><title>Good</title><link>https://a.example.org/1</link></item>
+<item><guid>g2</guid><title>Poison</title><link>https://a.example.org/2</link></item>
+<item><guid>g3</guid><title>Also good</title><link>https://a.example.org/3</link></item>
+</channel></rss>"""
+    entries = parse_feed(body, "https://a.example.org/feed").entries
+    assert [(e.id, e.title, e.error) for e in entries] == [
+        ("g1", "Good", None),
+        ("g2", "", "could not read this entry: KeyError: 'a bug this entry brings out'"),
+        ("g3", "Also good", None)]
