@@ -124,7 +124,8 @@ async def measure(path: str, feeds: int, entries: int, polls: int,
         await timed("pending count (proposed)", store._fetchone(PENDING_COUNT))
         await timed("sent_since (24 h)", store.sent_since(now - 86400))
         if ids:  # leave it as the dispatcher would: sent
-            await store.mark_sent(ids[0], str(k), now)
+            for post in (await store.claim_due(now, 1)).claimed:
+                await store.mark_sent(post, str(k), now)
     await store.close()
     with sqlite3.connect(path) as conn:  # leave the history as seeded
         conn.execute("DELETE FROM posts WHERE entry_id IN "

@@ -2,8 +2,8 @@
 
 Settings come from the environment over a ``.env`` file in the working directory (the real
 environment wins). Exit status: 0 on success, 1 when a command could not do its work (a feed
-could not be fetched, a database error), 2 on bad input or configuration; the reason is one
-line on stderr, ``bot: …``.
+could not be fetched, a database error), 2 on bad input or configuration, 3 when ``run`` finds
+another bot running on the same database; the reason is one line on stderr, ``bot: …``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import NoReturn
 from bot import __version__
 from bot.errors import BotError, ConfigError, SchemaTooNewError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ALREADY_RUNNING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 POST_STATES = ("pending", "sending", "sent", "failed")
 
 
@@ -94,6 +94,20 @@ def _feed_settings(p: argparse.ArgumentParser, *, for_preview: bool = False) -> 
                    help="never tweet entries whose title, summary or categories match; "
                    "filtered entries are recorded as seen and never tweeted later"
                    + ("" if for_preview else "; '' clears it"))
+    p.add_argument("--mentions", choices=("neutralise", "keep"),
+                   help="keep: @names in this feed's titles and text become live mentions "
+                   "that notify those accounts; neutralise (the default, see MENTIONS): they "
+                   "read the same but notify no one")
+
+
+def _version() -> str:
+    """The installed distribution's version; ``bot.__version__`` in a checkout never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("feed-tweeter")
+    except PackageNotFoundError:
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from the environment, or from a .env file in the working directory\n"
         "(the environment wins): see .env.example. Every command uses DATABASE_PATH."),
         epilog="exit status: 0 ok, 1 the command could not do its work, "
-               "2 bad input or configuration")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+               "2 bad input or configuration, 3 another bot runs on this database")
+    p.add_argument("--version", action="version", version=f"feed-tweeter {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", formatter_class=fmt,
@@ -136,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     _feed_settings(add)
     add.add_argument("--backfill", type=_nonneg_int, metavar="N",
                      help="tweet the newest N entries on the first poll (default: BACKFILL)")
+    imp = fsub.add_parser("import", help="subscribe to every feed of an OPML file (any feed "
+                          "reader's export) or of a text file of URLs, one per line",
+                          description="Subscribe to every feed of FILE: an OPML file, as every "
+                          "feed reader exports it, or a text file of feed URLs, one per line "
+                          "(# starts a comment). Feeds already there are kept as they are.")
+    imp.add_argument("file", help="the OPML or text file")
+    exp = fsub.add_parser("export", help="every feed as OPML 2.0, for a feed reader or "
+                          "another bot", description="Write every feed (paused ones too) as "
+                          "an OPML 2.0 document, which any feed reader imports.")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     for name, text in (("remove", "stop polling a feed; its history is kept (a URL of "
                         "FEED_URLS comes back at the next start)"),
                        ("pause", "stop polling a feed until `bot feeds resume`"),
@@ -208,16 +232,23 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 def run_service(env: Mapping[str, str], *, once: bool = False) -> int:
     from bot.cli import database_problem
     from bot.config import CREDENTIALS, Settings
+    from bot.lock import AlreadyRunningError, service_lock
     from bot.logs import configure
 
     # FEED_URLS may be empty when feeds were added with `bot feeds add`: the worker says
     # "no feed to watch" itself once it has looked at the database.
     settings = Settings.from_env(env, require_feeds=False)
-    if problem := database_problem(settings.database_path):
+    if problem := database_problem(settings.database_path):  # a folder, a text file, …
         raise ConfigError(problem)
-    configure(settings.log_level, settings.log_format,
-              secrets=[env.get(name, "").strip() for name in CREDENTIALS])
-    return asyncio.run(_serve(settings, once))
+    # one service per database: the lock is taken before anything opens the database
+    try:
+        with service_lock(settings.database_path):
+            configure(settings.log_level, settings.log_format,
+                      secrets=[env.get(name, "").strip() for name in CREDENTIALS])
+            return asyncio.run(_serve(settings, once))
+    except AlreadyRunningError as exc:
+        print(f"bot: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
 
 
 async def _serve(settings, once: bool) -> int:  # type: ignore[no-untyped-def]
@@ -234,8 +265,9 @@ async def _serve(settings, once: bool) -> int:  # type: ignore[no-untyped-def]
     runner = None
     code = EXIT_OK
     try:
-        await worker.start()
+        # the port first: a service that cannot serve /healthz changes nothing in the database
         runner = await start_http(worker, settings.http_host, settings.http_port)
+        await worker.start()
         if once:
             reports = await worker.run_once()
             log.info("run_once_done feeds=%d failed=%d new=%d", len(reports),
@@ -252,7 +284,7 @@ async def _serve(settings, once: bool) -> int:  # type: ignore[no-untyped-def]
         log.error("startup_failed reason=%r", f"cannot use the database "
                   f"{settings.database_path!r} (DATABASE_PATH): {exc}")
         code = EXIT_ERROR
-    except OSError as exc:  # the HTTP port is taken, …
+    except OSError as exc:  # the HTTP port is taken, the disk is full, …
         log.error("startup_failed reason=%r", f"{exc} (HTTP_HOST={settings.http_host} "
                   f"HTTP_PORT={settings.http_port})" if runner is None else str(exc))
         code = EXIT_ERROR

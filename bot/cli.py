@@ -17,26 +17,23 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
-from bot.compose import compose, compose_posts, validate_template, weighted_length
-from bot.config import CREDENTIALS, Settings, _hashtags, check_feed_url
+from bot.compose import compose_posts, weighted_length
+from bot.config import CREDENTIALS, Settings, _hashtags, check_feed_url, check_template
 from bot.errors import ConfigError, FeedError, StorageError
-from bot.models import Entry
 from bot.store import FeedRow, Store
 
+T = TypeVar("T")
 SQLITE_HEADER = b"SQLite format 3\x00"
 NO_DATABASE = ("no database at {path!r} yet (DATABASE_PATH): `bot run` or `bot feeds add URL` "
                "creates it")
-_SAMPLE = Entry(id="sample", link="https://example.org/2024/05/a-post", title="A title",
-                summary="A summary.", author="An author", categories=("news",))
-
-
 # -- helpers -----------------------------------------------------------------------------------
 
 
@@ -128,13 +125,7 @@ def _regex(flag: str, pattern: str) -> str:
 
 
 def _template(template: str) -> str:
-    try:
-        validate_template(template)
-        compose(template, _SAMPLE, feed_title="A blog")
-    except ConfigError as exc:
-        raise ConfigError(str(exc).replace("TWEET_TEMPLATE", f"--template {template!r}")) \
-            from None
-    return template
+    return check_template(template, f"--template {template!r}")
 
 
 def _hashtag_list(raw: str) -> str:
@@ -147,7 +138,8 @@ def _hashtag_list(raw: str) -> str:
 def _feed_settings(row: FeedRow) -> str:
     parts = []
     for name, value in (("template", row.template), ("hashtags", row.hashtags),
-                        ("include", row.include_re), ("exclude", row.exclude_re)):
+                        ("include", row.include_re), ("exclude", row.exclude_re),
+                        ("mentions", row.mentions)):
         if value:
             parts.append(f"{name}={value!r}")
     if row.backfill is not None:
@@ -184,6 +176,10 @@ async def feeds(settings: Settings, args: argparse.Namespace) -> int:
         return await feeds_list(settings)
     if action == "add":
         return await feeds_add(settings, args)
+    if action == "import":
+        return await feeds_import(settings, args.file)
+    if action == "export":
+        return await feeds_export(settings, args.output)
     url = args.url
     store = await open_store(settings.database_path, create=False)
     if store is None:
@@ -246,6 +242,53 @@ async def feeds_list(settings: Settings) -> int:
     return 0
 
 
+async def feeds_import(settings: Settings, path: str) -> int:
+    """Subscribe to every feed of an OPML file or a list of URLs, in one transaction."""
+    from bot.opml import read_feed_list_file
+
+    items = await asyncio.to_thread(read_feed_list_file, path)
+    store = await open_store(settings.database_path, create=True)
+    assert store is not None
+    try:
+        new = await store.import_feeds([item.url for item in items], time.time())
+    finally:
+        await store.close()
+    already = len(items) - len(new)
+    print(f"imported {plural(len(items), 'feed')} from {path}: {len(new)} new, "
+          f"{already} already there. Each new feed's first poll records what is there and "
+          f"tweets {'the newest ' + str(settings.backfill) if settings.backfill else 'nothing'}.")
+    return 0
+
+
+async def feeds_export(settings: Settings, output: str | None) -> int:
+    """Every subscribed feed (FEED_URLS's and `feeds add`'s, paused ones too) as OPML 2.0."""
+    from bot.opml import FeedListItem, write_opml
+
+    store = await open_store(settings.database_path, create=False)
+    rows = [] if store is None else await _closing(store, store.feeds())
+    items = [FeedListItem(url=f.url, title=f.title) for f in rows if f.active]
+    document = write_opml(items).encode("utf-8")
+    if output in (None, "-"):
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+    else:
+        await asyncio.to_thread(Path(output).write_bytes, document)
+        print(f"exported {plural(len(items), 'feed')} to {output}")
+    return 0
+
+
+async def _closing(store: Store, pending: Awaitable[T]) -> T:
+    try:
+        return await pending
+    finally:
+        await store.close()
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 feed``, ``2 feeds``, ``1,000 entries``."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
 async def feeds_add(settings: Settings, args: argparse.Namespace) -> int:
     url = args.url.strip()
     if why := check_feed_url(url):
@@ -261,6 +304,8 @@ async def feeds_add(settings: Settings, args: argparse.Namespace) -> int:
         values["exclude_re"] = _regex("--exclude", args.exclude) or None
     if args.backfill is not None:
         values["backfill"] = args.backfill
+    if args.mentions is not None:
+        values["mentions"] = args.mentions
     store = await open_store(settings.database_path, create=True)
     assert store is not None
     try:
@@ -410,6 +455,7 @@ class _Subscribed:
     hashtags: str | None = None
     include_re: str | None = None
     exclude_re: str | None = None
+    mentions: str | None = None
 
 
 def read_feed_settings(path: str, url: str) -> _Subscribed | None:
@@ -426,8 +472,8 @@ def read_feed_settings(path: str, url: str) -> _Subscribed | None:
     try:
         conn = sqlite3.connect(uri, uri=True)
         try:
-            row = conn.execute("SELECT template, hashtags, include_re, exclude_re FROM feeds "
-                               "WHERE url = ?", (url,)).fetchone()
+            row = conn.execute("SELECT template, hashtags, include_re, exclude_re, mentions "
+                               "FROM feeds WHERE url = ?", (url,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
@@ -468,6 +514,7 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
     include = _regex("--include", args.include) if args.include is not None else own.include_re
     exclude = _regex("--exclude", args.exclude) if args.exclude is not None else own.exclude_re
     hashtags = " ".join(x for x in (settings.hashtags, extra) if x)
+    mentions = args.mentions or own.mentions or settings.mentions
     try:
         filters = Filters.compile(include, exclude)
     except re.error as exc:
@@ -483,14 +530,21 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
     used = [f"template {template!r}"]
     used += [f"{name} {value!r}" for name, value in (
         ("hashtags", hashtags), ("include", include), ("exclude", exclude)) if value]
+    if mentions == "keep":
+        used.append("mentions 'keep'")
     print(f"{parsed.title or url}: {len(parsed.entries)} entries; the newest {len(newest)}, "
           f"oldest first, would be tweeted as ({', '.join(used)}):\n")
     for entry in newest:
         if not filters.accepts(entry):
             print(f"--- filtered out (never tweeted): {_clip(entry.title, 100)}\n")
             continue
-        (text,) = compose_posts(template, [entry], parsed.title, parsed.link, hashtags)
-        print(f"--- {weighted_length(text)}/280\n{text}\n")
+        (composed,) = compose_posts(template, [entry], parsed.title, parsed.link, hashtags,
+                                    keep_mentions=mentions == "keep")
+        if composed.text is None:
+            print(f"--- cannot be tweeted (it would be recorded as a failed post): "
+                  f"{composed.error}\n  entry: {_clip(entry.title, 100) or entry.id}\n")
+            continue
+        print(f"--- {weighted_length(composed.text)}/280\n{composed.text}\n")
     if not parsed.entries:
         print("(the feed has no entries)")
     return 0

@@ -146,13 +146,17 @@ class Settings:
         )
         for name in CREDENTIALS:
             values[name.lower()] = env.get(name, "").strip()
+        if feed_urls_file := reader.get("FEED_URLS_FILE", _nonempty, ""):
+            listed = _feed_urls_file(feed_urls_file, reader)
+            values["feed_urls"] = tuple(dict.fromkeys((*values["feed_urls"], *listed)))
         settings = cls(**values)
         problems = reader.problems
         if require_feeds and not settings.feed_urls and "FEED_URLS" not in reader.bad:
             problems.append(
                 "FEED_URLS: no feed to watch. Set FEED_URLS to one or more feed URLs "
                 "(separated by commas, spaces or newlines), e.g. "
-                "FEED_URLS=https://blog.example.org/feed.xml, or add one with "
+                "FEED_URLS=https://blog.example.org/feed.xml, or FEED_URLS_FILE to a file "
+                "of them (one per line, or OPML), or add one with "
                 "`python -m bot feeds add URL`"
             )
         if require_credentials and not settings.dry_run and not settings.has_credentials:
@@ -191,6 +195,19 @@ def _feed_urls(raw: str) -> list[str]:
     if bad:
         raise ValueError("not a feed URL: " + ", ".join(bad))
     return urls
+
+
+def _feed_urls_file(path: str, reader: _Reader) -> list[str]:
+    """The URLs of FEED_URLS_FILE: one per line, or an OPML file (bot.opml)."""
+    from bot.opml import FeedListError, read_feed_list_file
+
+    try:
+        return [item.url for item in read_feed_list_file(path,
+                                                          source=f"FEED_URLS_FILE={path}")]
+    except FeedListError as exc:
+        reader.bad.add("FEED_URLS")
+        reader.problems.extend(exc.problems)
+        return []
 
 
 def _nonempty(raw: str) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.metrics import Metrics
-from bot.store import Post, Store
+from bot.store import Post, Store, is_write_failure
 from bot.twitter import Outcome
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,8 @@ class Dispatcher:
         self._passes_done = 0
         self._pump: asyncio.Task[None] | None = None
         self._closing = False
+        # post id -> the post (as claimed) whose outcome could not be written
+        self._unrecorded: dict[int, Post] = {}
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -202,9 +204,12 @@ class Dispatcher:
             self._passes_started += 1
             try:
                 wait = await self._dispatch_due()
-            except Exception:
+            except Exception as exc:
                 # Never die silently: the queue is in SQLite, we only have to come back.
-                log.exception("dispatch_pass_failed (trying again in %gs)", PUMP_ERROR_PAUSE)
+                # (A database that cannot be written is logged once a minute by the store.)
+                if not is_write_failure(exc):
+                    log.exception("dispatch_pass_failed (trying again in %gs)",
+                                  PUMP_ERROR_PAUSE)
                 wait = PUMP_ERROR_PAUSE
             self._passes_done = self._passes_started
             self._pass_done.set()
@@ -215,9 +220,20 @@ class Dispatcher:
             except TimeoutError:
                 pass
 
+    async def _requeue_unrecorded(self) -> None:
+        """Posts whose outcome could not be written go back to pending, now that (and if)
+        the database takes writes again: no restart needed."""
+        for post_id, post in list(self._unrecorded.items()):
+            await self.store.mark_pending(post, 0, "sent again: its outcome could not be "
+                                          "written (the database was unwritable)")
+            del self._unrecorded[post_id]
+            log.info("post_requeued id=%d reason=outcome_not_recorded", post_id)
+
     async def _dispatch_due(self) -> float | None:
         """Start tasks for the posts that are due. Returns seconds until something is due
         again, or None to wait for a wake-up (a finishing task or a new post)."""
+        if self._unrecorded:
+            await self._requeue_unrecorded()
         now = self.clock()
         self.metrics.gate_seconds.set(max(0.0, self.gate.until - now))
         if self.gate.closed(now):
@@ -253,7 +269,7 @@ class Dispatcher:
             # (else up to max_concurrent posts would sit in 'sending' until the next start)
             with contextlib.suppress(Exception):
                 for post in (await claiming).claimed:
-                    await self.store.mark_pending(post.id, 0, post.last_error,
+                    await self.store.mark_pending(post, 0, post.last_error,
                                                   refund_attempt=True)
             raise
         for post in batch.claimed:
@@ -284,14 +300,14 @@ class Dispatcher:
         try:
             if self.gate.closed(self.clock()):
                 # closed between the claim and this task's first step: no request, no attempt
-                await self.store.mark_pending(post.id, 0, post.last_error, refund_attempt=True)
+                await self.store.mark_pending(post, 0, post.last_error, refund_attempt=True)
                 return
             try:
                 outcome = await self.client.post(post.text)
             except asyncio.CancelledError:
                 # Shutdown: we do not know whether X got it; leave it pending, a retry's
                 # duplicate-content 403 settles it if it did.
-                await asyncio.shield(self.store.mark_pending(post.id, 0,
+                await asyncio.shield(self.store.mark_pending(post, 0,
                                                              "interrupted by shutdown"))
                 raise
             # X answered: write that down even if a shutdown cancels us meanwhile.
@@ -307,11 +323,18 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A bug this post's text or answer brings out: it backs off like a transient
-            # error and fails at MAX_POST_AGE, and never holds up the other posts.
-            log.exception("post_crashed id=%d", post.id)
-            await self._settle(post, Outcome("retry",
-                                             reason=f"internal error: {type(exc).__name__}: {exc}"))
+            if not is_write_failure(exc):
+                # A bug this post's text or answer brings out: it backs off like a transient
+                # error and fails at MAX_POST_AGE, and never holds up the other posts.
+                log.exception("post_crashed id=%d", post.id)
+                with contextlib.suppress(Exception):
+                    await self._settle(post, Outcome(
+                        "retry", reason=f"internal error: {type(exc).__name__}: {exc}"))
+                    return
+            # Its outcome could not be written (the disk is full): it is still 'sending' in
+            # the database. Once writing works again it goes back to pending and is sent
+            # again; if X did take it, X's duplicate-content 403 settles it as sent.
+            self._unrecorded[post.id] = post
         finally:
             self._in_flight.pop(post.id, None)
             self._wake.set()
@@ -327,7 +350,7 @@ class Dispatcher:
             note = "already on X (duplicate content)" if outcome.kind == "duplicate" else None
             if outcome.reason == "dry run":
                 note = "dry run: not posted"
-            await self.store.mark_sent(post.id, outcome.tweet_id, now, note)
+            await self.store.mark_sent(post, outcome.tweet_id, now, note)
             if outcome.reason == "dry run":
                 log.info("post_dry_run id=%d (recorded as handled, not posted)", post.id)
             else:
@@ -341,7 +364,7 @@ class Dispatcher:
             else:
                 self._gate_strikes = 0
             await self._close_gate(min(until, now + MAX_GATE), "rate_limited", outcome.reason)
-            await self.store.mark_pending(post.id, 0, outcome.reason, refund_attempt=True)
+            await self.store.mark_pending(post, 0, outcome.reason, refund_attempt=True)
             log.info("post_deferred id=%d reason=rate_limited until=%s", post.id,
                      _iso(self.gate.until))
         elif outcome.kind in ("auth", "credits"):
@@ -354,21 +377,21 @@ class Dispatcher:
                 log.error("posting_stopped reason=%s: %s; posts stay pending, retrying every %gs",
                           outcome.kind, what, self.auth_retry_interval)
             await self._close_gate(now + self.auth_retry_interval, outcome.kind, what)
-            await self.store.mark_pending(post.id, 0, outcome.reason, refund_attempt=True)
+            await self.store.mark_pending(post, 0, outcome.reason, refund_attempt=True)
         elif outcome.kind == "retry":
             if now - post.created_at >= self.max_post_age:
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
-                await self.store.mark_failed(post.id, reason)
+                await self.store.mark_failed(post, reason)
                 log.error("post_failed id=%d reason=%r", post.id, reason)
             else:
                 delay = self.backoff.delay(attempt, self.rng)
-                await self.store.mark_pending(post.id, now + delay, outcome.reason)
+                await self.store.mark_pending(post, now + delay, outcome.reason)
                 log.warning("post_retry id=%d attempt=%d in=%.1fs reason=%r", post.id, attempt,
                             delay, outcome.reason)
         else:  # failed: X read the request and refused this text; the wall, if any, is gone
             if self.gate.reason and not self.gate.closed(now):
                 await self._open_gate()
-            await self.store.mark_failed(post.id, outcome.reason)
+            await self.store.mark_failed(post, outcome.reason)
             log.error("post_failed id=%d reason=%r", post.id, outcome.reason)
 
     async def _close_gate(self, until: float, reason: str, detail: str) -> None:

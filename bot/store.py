@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-import re
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,22 @@ import aiosqlite
 
 from bot.errors import SchemaTooNewError, StorageError
 from bot.models import Entry
+from bot.schema import migration_scripts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+MIGRATIONS_DIR: Path | None = None  # None: the installed package's (bot.schema); tests set one
 # SQLite's default limit on host parameters is 32766 (3.32+); stay far below it.
 _CHUNK = 500
 
+# SQLite's primary result codes for "cannot write now": READONLY, IOERR, FULL, CANTOPEN
+_CANNOT_WRITE = frozenset({8, 10, 13, 14})
+UNWRITABLE_LOG_EVERY = 60.0
+# The bot's mark in the database header (PRAGMA application_id): "FTwt". With it, and only
+# with it, may a file that already holds tables be migrated.
+APPLICATION_ID = 0x46547774
+BOT_TABLES = frozenset({"feeds", "entries", "posts", "meta"})
 POST_STATES = ("pending", "sending", "sent", "failed")
 # Seconds between writes of the deferred feed updates (a 304's bookkeeping). With 10,000 feeds
 # at 400 polls/s, every 1 s wrote ~330 of the feeds table's pages (1.3 MB of WAL) for 400 rows;
@@ -76,6 +84,7 @@ class FeedRow:
     exclude_re: str | None
     backfill: int | None
     fetch_url: str | None = None
+    mentions: str | None = None  # "keep" or "neutralise"; None: MENTIONS from the environment
 
     @property
     def location(self) -> str:
@@ -122,27 +131,14 @@ class DuePass:
 
 @dataclass(frozen=True, slots=True)
 class NewPost:
-    """An entry to record together with the text of the post it is owed."""
+    """An entry to record together with the text of the post it is owed.
+
+    ``text`` None records the entry as seen and posts nothing; ``error`` (with no text)
+    records it with a ``failed`` post that says why it could not become one."""
 
     entry: Entry
-    text: str | None  # None: record as seen, post nothing
-
-
-def available_migrations(directory: Path | None = None) -> list[tuple[int, Path]]:
-    directory = directory or MIGRATIONS_DIR
-    if not directory.is_dir():
-        raise StorageError(f"the migrations directory {directory} is missing: run the bot from "
-                           "its source tree (or an editable install), which holds migrations/")
-    found = []
-    for path in sorted(directory.glob("*.sql")):
-        m = _MIGRATION_NAME.match(path.name)
-        if not m:
-            raise StorageError(f"migration file {path.name!r} is not named NNNN_name.sql")
-        found.append((int(m.group(1)), path))
-    numbers = [n for n, _ in found]
-    if numbers != list(range(1, len(numbers) + 1)):
-        raise StorageError(f"migrations in {directory} are not numbered 0001, 0002, …: {numbers}")
-    return found
+    text: str | None
+    error: str | None = None
 
 
 class Store:
@@ -154,34 +150,69 @@ class Store:
         self._deferred: dict[int, dict[str, object]] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        # set while writes fail (a full disk, an I/O error): the last error, for /healthz
+        self.unwritable: str | None = None
+        self._unwritable_since = self._unwritable_logged = 0.0
+        self._failed_writes = 0
 
     # -- opening and migrating ---------------------------------------------------------
 
     @classmethod
     async def open(cls, path: str, *, migrate: bool = True) -> Store:
+        """Open the bot's database, creating and migrating it when ``migrate``.
+
+        Nothing is written to a file that is not the bot's: one with tables but without the
+        bot's mark (``PRAGMA application_id``), or with a newer schema, is refused untouched.
+        Only then is the journal switched to WAL (after the migrations, so a failed one
+        leaves the file as it was)."""
+        if migrate and (problem := _read_only_problem(path)):
+            # SQLite would open it read-only without a word, and fail at the first write
+            raise StorageError(problem)
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the database {path!r}: {exc}") from exc
+            raise StorageError(_open_problem(path, exc)) from exc
         db.row_factory = sqlite3.Row
         store = cls(db, path)
         try:
+            # migrations call it (0003 normalises the links earlier versions stored)
+            await db.create_function("normalise_link", 1, _normalise_link, deterministic=True)
             await db.execute("PRAGMA busy_timeout = 10000")
             await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("PRAGMA journal_mode = WAL")
-            # WAL + NORMAL is durable against a killed process (not against power loss).
-            await db.execute("PRAGMA synchronous = NORMAL")
+            await store.check_ownership()
             if migrate:
                 await store.migrate()
             else:
                 await store.check_version()
+            await db.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL is durable against a killed process (not against power loss).
+            await db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             await db.close()
-            raise StorageError(f"{path!r} is not a usable SQLite database: {exc}") from exc
+            raise StorageError(_open_problem(path, exc)) from exc
         except BaseException:
             await db.close()
             raise
         return store
+
+    async def check_ownership(self) -> None:
+        """Refuse a database that is not the bot's: tables, but not the bot's mark.
+
+        The bot's databases carry :data:`APPLICATION_ID`; those written before it had the
+        mark are recognised by their tables and schema version, and get the mark when
+        migrated. An empty file is the bot's to take."""
+        mark = (await self._fetchone("PRAGMA application_id"))[0]  # type: ignore[index]
+        if mark == APPLICATION_ID:
+            return
+        tables = {r[0] for r in await self._fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        if mark == 0 and (not tables or (BOT_TABLES <= tables and await self.user_version())):
+            return  # new, or the bot's from before the mark
+        what = (f"carries application_id {mark:#x}, another program's mark" if mark else
+                f"holds tables the bot did not make ({', '.join(sorted(tables)[:5])})")
+        raise StorageError(
+            f"DATABASE_PATH={self.path!r} is not a feed-tweeter database: it {what}. It was "
+            "left unchanged; point DATABASE_PATH at a new file or at the bot's own database")
 
     async def close(self) -> None:
         if self._flush_timer is not None:
@@ -203,7 +234,7 @@ class Store:
             version = await self.user_version()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.path!r} is not a usable SQLite database: {exc}") from exc
-        latest = len(available_migrations())
+        latest = len(migration_scripts(MIGRATIONS_DIR))
         if version > latest:
             raise SchemaTooNewError(
                 f"the database {self.path!r} has schema version {version}, but this version "
@@ -213,22 +244,23 @@ class Store:
         return version
 
     async def migrate(self) -> int:
-        """Apply every migration newer than the database, each in its own transaction."""
+        """Apply every migration newer than the database, each in its own transaction,
+        which also marks the file as the bot's (``PRAGMA application_id``)."""
         async with self._lock:
             version = await self.check_version()
-            for number, path in available_migrations():
+            for number, name, script in migration_scripts(MIGRATIONS_DIR):
                 if number <= version:
                     continue
-                script = path.read_text(encoding="utf-8")
                 try:
                     await self.db.executescript(
-                        f"BEGIN IMMEDIATE;\n{script}\n;PRAGMA user_version = {number};\nCOMMIT;"
+                        f"BEGIN IMMEDIATE;\n{script}\n;PRAGMA user_version = {number};\n"
+                        f"PRAGMA application_id = {APPLICATION_ID};\nCOMMIT;"
                     )
                 except sqlite3.Error as exc:
                     if self.db.in_transaction:
                         await self.db.execute("ROLLBACK")
-                    raise StorageError(f"migration {path.name} failed: {exc}") from exc
-                log.info("migration_applied name=%s version=%d", path.name, number)
+                    raise StorageError(f"migration {name} failed: {exc}") from exc
+                log.info("migration_applied name=%s version=%d", name, number)
             return await self.user_version()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -241,7 +273,36 @@ class Store:
 
     async def _run_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """:meth:`_run` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error)."""
-        return await self._run(functools.partial(_in_transaction, fn))
+        return await self._write(functools.partial(_in_transaction, fn))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`_run` for a write, keeping :attr:`unwritable` up to date: a full disk, an
+        I/O error or a read-only file fails every write until it is mended. The log says
+        so when it starts, once a minute while it lasts, and when writing works again."""
+        try:
+            result = await self._run(fn)
+        except sqlite3.Error as exc:
+            if is_write_failure(exc):
+                self._write_failed(exc)
+            raise
+        if self.unwritable is not None:
+            log.warning("database_writable_again path=%s after=%.0fs failed_writes=%d",
+                        self.path, time.monotonic() - self._unwritable_since,
+                        self._failed_writes)
+            self.unwritable = None
+        return result
+
+    def _write_failed(self, exc: sqlite3.Error) -> None:
+        now = time.monotonic()
+        self._failed_writes = 1 if self.unwritable is None else self._failed_writes + 1
+        if self.unwritable is None:
+            self._unwritable_since = now
+        if self.unwritable is None or now - self._unwritable_logged >= UNWRITABLE_LOG_EVERY:
+            self._unwritable_logged = now
+            log.error("database_unwritable path=%s error=%r failed_writes=%d (nothing is lost: "
+                      "what could not be written is tried again; this is logged once a minute "
+                      "while it lasts)", self.path, str(exc), self._failed_writes)
+        self.unwritable = str(exc)
 
     async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         return await self._run(lambda conn: conn.execute(sql, params).fetchall())
@@ -250,7 +311,7 @@ class Store:
         return await self._run(lambda conn: conn.execute(sql, params).fetchone())
 
     async def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
-        return await self._run(lambda conn: conn.execute(sql, params).rowcount)
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
     # -- feeds -----------------------------------------------------------------------------
 
@@ -281,7 +342,8 @@ class Store:
 
     async def add_feed(self, url: str, now: float, **settings: object) -> FeedRow:
         columns = {k: v for k, v in settings.items()
-                   if k in ("template", "hashtags", "include_re", "exclude_re", "backfill")}
+                   if k in ("template", "hashtags", "include_re", "exclude_re", "backfill",
+                            "mentions")}
 
         def write(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT id FROM feeds WHERE url = ?", (url,)).fetchone() is None:
@@ -297,6 +359,24 @@ class Store:
         assert feed is not None
         return feed
 
+    async def import_feeds(self, urls: Sequence[str], now: float) -> list[str]:
+        """Subscribe to every URL not subscribed yet, in one transaction (``feeds import``);
+        a removed one is polled again. Returns the URLs that were new."""
+        def write(conn: sqlite3.Connection) -> list[str]:
+            known: set[str] = set()
+            for i in range(0, len(urls), _CHUNK):
+                chunk = list(urls[i:i + _CHUNK])
+                known.update(r[0] for r in conn.execute(
+                    f"SELECT url FROM feeds WHERE url IN ({','.join('?' * len(chunk))})", chunk))
+            new = [u for u in dict.fromkeys(urls) if u not in known]
+            conn.executemany("INSERT INTO feeds (url, origin, created_at) VALUES (?, 'cli', ?)",
+                             [(u, now) for u in new])
+            conn.executemany("UPDATE feeds SET active = 1 WHERE url = ?",
+                             [(u,) for u in known])
+            return new
+
+        return await self._run_transaction(write)
+
     async def set_feed_flag(self, url: str, **flags: int) -> bool:
         assignments = ", ".join(f"{k} = ?" for k in flags if k in ("active", "paused", "gone"))
         changed = await self._execute(f"UPDATE feeds SET {assignments} WHERE url = ?",
@@ -304,9 +384,23 @@ class Store:
         return changed > 0
 
     async def feed_by_url(self, url: str) -> FeedRow | None:
-        await self.flush_feed_updates()
+        await self._flush_before_reading()
         row = await self._fetchone("SELECT * FROM feeds WHERE url = ?", (url,))
-        return _feed(row) if row else None
+        return self._with_deferred(_feed(row)) if row else None
+
+    async def _flush_before_reading(self) -> None:
+        """Write the deferred feed updates, so that a read sees them; while the database
+        cannot be written they stay deferred and :meth:`_with_deferred` lays them over."""
+        try:
+            await self.flush_feed_updates()
+        except sqlite3.Error as exc:
+            if not is_write_failure(exc):
+                raise
+
+    def _with_deferred(self, feed: FeedRow) -> FeedRow:
+        for name, value in self._deferred.get(feed.id, {}).items():
+            setattr(feed, name, bool(value) if name in ("gone", "baselined") else value)
+        return feed
 
     async def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version``: changes when another connection (the CLI, say)
@@ -315,9 +409,10 @@ class Store:
         return int(row[0]) if row else 0
 
     async def feeds(self, *, pollable_only: bool = False) -> list[FeedRow]:
-        await self.flush_feed_updates()
+        await self._flush_before_reading()
         where = "WHERE active = 1 AND paused = 0 AND gone = 0" if pollable_only else ""
-        return [_feed(r) for r in await self._fetchall(f"SELECT * FROM feeds {where} ORDER BY id")]
+        return [self._with_deferred(_feed(r))
+                for r in await self._fetchall(f"SELECT * FROM feeds {where} ORDER BY id")]
 
     async def feed_counts(self) -> dict[int, tuple[int, int]]:
         """feed id -> (articles seen, posts sent)."""
@@ -372,9 +467,10 @@ class Store:
     async def _flush_in_background(self) -> None:
         try:
             await self.flush_feed_updates()
-        except Exception:
-            log.exception("feed_state_flush_failed (kept; trying again in %gs)",
-                          FEED_FLUSH_EVERY)
+        except Exception as exc:
+            if not is_write_failure(exc):  # those are logged once a minute by _write
+                log.exception("feed_state_flush_failed (kept; trying again in %gs)",
+                              FEED_FLUSH_EVERY)
         finally:
             self._flush_task = None
             if self._deferred and self._flush_timer is None:
@@ -427,12 +523,16 @@ class Store:
 
     async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,
                           **feed_values: object) -> list[int]:
-        """In ONE transaction: the new entries, a pending post for each that has text, and
-        the feed's new state (validators, title, schedule). Returns the new post ids.
+        """In ONE transaction: the new entries, a pending post for each that has text (a
+        failed one for each that has an error), and the feed's new state (validators,
+        title, schedule). Returns the new pending posts' ids.
 
         An entry to be tweeted whose link another entry already has (another feed polled
         meanwhile, say the same blog's JSON Feed) is recorded without a post: the link check
-        runs inside the transaction, so two concurrent polls cannot both tweet it."""
+        runs inside the transaction, so two concurrent polls cannot both tweet it.
+
+        Each entry is written inside a savepoint of its own: one that SQLite refuses is
+        left out (and logged), and the others and the feed's state are still written."""
         insert = ("INSERT OR IGNORE INTO entries "
                   "(feed_id, entry_key, link, title, published_at, first_seen_at) "
                   "VALUES (?, ?, ?, ?, ?, ?)")
@@ -441,29 +541,54 @@ class Store:
             published = e.published.timestamp() if e.published else None
             return (feed_id, e.id, e.link, e.title[:500], published, now)
 
+        def write_one(conn: sqlite3.Connection, item: NewPost) -> int | None:
+            if item.text is None and item.error is None:
+                conn.execute(insert, row(item.entry))
+                return None
+            if item.error is None and item.entry.link and conn.execute(
+                    "SELECT 1 FROM entries WHERE link = ? LIMIT 1",
+                    (item.entry.link,)).fetchone() is not None:
+                conn.execute(insert, row(item.entry))  # seen, never tweeted twice
+                return None
+            cur = conn.execute(insert, row(item.entry))
+            if cur.rowcount != 1 or not cur.lastrowid:
+                return None
+            if item.error is not None:
+                conn.execute("INSERT INTO posts (entry_id, text, state, last_error, created_at) "
+                             "VALUES (?, '', 'failed', ?, ?)",
+                             (cur.lastrowid, item.error[:1000], now))
+                return None
+            return conn.execute("INSERT INTO posts (entry_id, text, created_at) VALUES (?, ?, ?)",
+                                (cur.lastrowid, item.text, now)).lastrowid
+
         def write(conn: sqlite3.Connection) -> list[int]:
             post_ids: list[int] = []
-            conn.executemany(insert, [row(i.entry) for i in new if i.text is None])
-            for item in (i for i in new if i.text is not None):
-                if item.entry.link and conn.execute(
-                        "SELECT 1 FROM entries WHERE link = ? LIMIT 1",
-                        (item.entry.link,)).fetchone() is not None:
-                    conn.execute(insert, row(item.entry))  # seen, never tweeted twice
+            seen_only = [row(i.entry) for i in new if i.text is None and i.error is None]
+            try:
+                with _savepoint(conn):
+                    conn.executemany(insert, seen_only)
+                rest = [i for i in new if i.text is not None or i.error is not None]
+            except (sqlite3.Error, ValueError):  # one bad row: find it, keep the others
+                rest = list(new)
+            for item in rest:
+                try:
+                    with _savepoint(conn):
+                        post_id = write_one(conn, item)
+                except (sqlite3.Error, ValueError) as exc:
+                    if isinstance(exc, sqlite3.OperationalError) and not _is_row_error(exc):
+                        raise  # the disk, not the row: the whole poll fails and is retried
+                    log.warning("entry_unstorable feed_id=%d entry=%r error=%s",
+                                feed_id, item.entry.id[:200], exc)
                     continue
-                cur = conn.execute(insert, row(item.entry))
-                if cur.rowcount == 1 and cur.lastrowid:
-                    pcur = conn.execute(
-                        "INSERT INTO posts (entry_id, text, created_at) VALUES (?, ?, ?)",
-                        (cur.lastrowid, item.text, now),
-                    )
-                    if pcur.lastrowid:
-                        post_ids.append(pcur.lastrowid)
+                if post_id:
+                    post_ids.append(post_id)
             if feed_values:
                 assignments = ", ".join(f"{k} = ?" for k in feed_values)
                 conn.execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
                              (*feed_values.values(), feed_id))
             return post_ids
 
+        _check_feed_columns(feed_values)
         with self._taking_deferred(feed_id) as deferred:
             feed_values = {**deferred, **feed_values}  # never reordered; write() reads it
             return await self._run_transaction(write)
@@ -509,25 +634,28 @@ class Store:
         """pending -> sending, committed before the call to X. False if someone else has it."""
         return await self._execute(_CLAIM, (post_id,)) == 1
 
-    async def mark_sent(self, post_id: int, tweet_id: str | None, now: float,
-                        note: str | None = None) -> None:
-        await self._execute(
+    # A post's outcome is written only while the post is still ``sending`` with the attempt
+    # that ``post`` (as claimed) started: a stale writer (another process, an answer that came
+    # after a requeue) can never erase a tweet id or bring a sent post back. False: not written.
+
+    async def mark_sent(self, post: Post, tweet_id: str | None, now: float,
+                        note: str | None = None) -> bool:
+        return await self._execute(
             "UPDATE posts SET state = 'sent', tweet_id = ?, sent_at = ?, last_error = ? "
-            "WHERE id = ?", (tweet_id, now, note, post_id)
-        )
+            f"WHERE {_THIS_ATTEMPT}", (tweet_id, now, note, post.id, post.attempts + 1)) == 1
 
-    async def mark_pending(self, post_id: int, next_attempt_at: float, error: str | None,
-                           *, refund_attempt: bool = False) -> None:
-        await self._execute(
+    async def mark_pending(self, post: Post, next_attempt_at: float, error: str | None,
+                           *, refund_attempt: bool = False) -> bool:
+        return await self._execute(
             "UPDATE posts SET state = 'pending', next_attempt_at = ?, last_error = ?, "
-            "attempts = attempts - ? WHERE id = ?",
-            (next_attempt_at, error, 1 if refund_attempt else 0, post_id),
-        )
+            f"attempts = attempts - ? WHERE {_THIS_ATTEMPT}",
+            (next_attempt_at, error, 1 if refund_attempt else 0, post.id, post.attempts + 1),
+        ) == 1
 
-    async def mark_failed(self, post_id: int, error: str) -> None:
-        await self._execute(
-            "UPDATE posts SET state = 'failed', last_error = ? WHERE id = ?", (error, post_id)
-        )
+    async def mark_failed(self, post: Post, error: str) -> bool:
+        return await self._execute(
+            f"UPDATE posts SET state = 'failed', last_error = ? WHERE {_THIS_ATTEMPT}",
+            (error, post.id, post.attempts + 1)) == 1
 
     async def retry_failed(self, post_ids: Iterable[int] | None) -> int:
         """failed -> pending again (all failed posts when ``post_ids`` is None)."""
@@ -592,6 +720,7 @@ class Store:
         )
 
 
+_THIS_ATTEMPT = "id = ? AND state = 'sending' AND attempts = ?"
 _CLAIM = ("UPDATE posts SET state = 'sending', attempts = attempts + 1 "
           "WHERE id = ? AND state = 'pending'")
 
@@ -603,6 +732,71 @@ def _due_query(now: float, limit: int, exclude: Iterable[int]) -> tuple[str, tup
     # post ever sent in id order than sort the few pending ones
     return (f"SELECT * FROM posts INDEXED BY posts_due WHERE state = 'pending' "
             f"AND next_attempt_at <= ? {not_in} ORDER BY id LIMIT ?", (now, *excluded, limit))
+
+
+@contextlib.contextmanager
+def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+    """A nested transaction: rolled back alone when its block raises."""
+    conn.execute("SAVEPOINT one_row")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK TO one_row")
+        conn.execute("RELEASE one_row")
+        raise
+    conn.execute("RELEASE one_row")
+
+
+def _is_row_error(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused this row's values, rather than the write as a whole."""
+    return "too big" in str(exc) or "too many" in str(exc)
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be written right now (a full disk, an I/O
+    error, a read-only file): a condition of the machine, not of the data."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _CANNOT_WRITE
+
+
+def _open_problem(path: str, exc: sqlite3.Error) -> str:
+    """What to tell the operator when SQLite cannot open or write ``path``."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return _read_only_problem(path) or f"cannot open DATABASE_PATH={path!r}: {text}"
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return f"DATABASE_PATH={path!r} is not an SQLite database (is it the right file?): {text}"
+    return f"DATABASE_PATH={path!r} is not a usable SQLite database: {text}"
+
+
+def _read_only_problem(path: str) -> str | None:
+    """Why this process cannot write the database file ``path`` or its folder, or None."""
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.exists(path) and not _writable(path):
+        return f"DATABASE_PATH={path!r} is read-only: the bot must be able to write the file"
+    if os.path.isdir(folder) and not _writable(folder):
+        return (f"DATABASE_PATH={path!r}: its folder {folder!r} is read-only; the bot writes "
+                "the database and its -wal and -shm files there")
+    return None
+
+
+def _writable(path: str) -> bool:
+    """Whether this process may write ``path`` (a read-only mount counts as not)."""
+    try:
+        return os.access(path, os.W_OK) and not os.statvfs(path).f_flag & os.ST_RDONLY
+    except OSError:
+        return False
+
+
+def _normalise_link(link: object) -> str | None:
+    from bot.links import normalise_link
+
+    try:
+        return normalise_link(link) if isinstance(link, str) else None
+    except Exception:  # an exception would abort the migration: keep that link as it is
+        return None
 
 
 def _in_transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
@@ -627,6 +821,7 @@ def _feed(row: sqlite3.Row) -> FeedRow:
         last_success_at=row["last_success_at"], next_poll_at=row["next_poll_at"],
         template=row["template"], hashtags=row["hashtags"], include_re=row["include_re"],
         exclude_re=row["exclude_re"], backfill=row["backfill"], fetch_url=row["fetch_url"],
+        mentions=row["mentions"],
     )
 
 

@@ -44,7 +44,14 @@ def make_app(worker: Worker) -> web.Application:
         return web.Response(text=INDEX)
 
     async def healthz(request: web.Request) -> web.Response:
-        status, body = await worker.health()
+        if worker.store is None or worker.dispatcher is None:
+            return web.json_response({"status": "starting"}, status=503)
+        try:
+            status, body = await worker.health()
+        except Exception as exc:  # say why, never a bare 500
+            log.exception("healthz_failed")
+            return web.json_response({"status": "error",
+                                      "error": f"{type(exc).__name__}: {exc}"}, status=503)
         return web.json_response(body, status=status)
 
     async def metrics(request: web.Request) -> web.Response:

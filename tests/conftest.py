@@ -16,7 +16,6 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, settings
 
-
 from tests.fakes.fake_x import FakeX
 from tests.fakes.feed_server import FeedServer
 
@@ -102,6 +101,15 @@ class BotProcess:
     async def wait_for(self, pattern: str, timeout: float = 20.0, count: int = 1) -> re.Match[str]:
         """Wait until ``count`` lines match ``pattern``; return the last match."""
         rx = re.compile(pattern)
+        try:
+            return await self._wait_for(rx, timeout, count)
+        except TimeoutError:
+            raise AssertionError(f"no {pattern!r} within {timeout}s; the bot said:\n"
+                                 f"{self.output[-8000:]}") from None
+
+    async def _wait_for(self, rx: re.Pattern[str], timeout: float, count: int
+                        ) -> re.Match[str]:
+        pattern = rx.pattern
         async with asyncio.timeout(timeout):
             while True:
                 found = [m for line in self.lines if (m := rx.search(line))]

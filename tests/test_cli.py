@@ -125,6 +125,56 @@ async def test_feeds_add_with_its_own_settings_then_list_shows_them(
         ("{feed_title}: {title} {url}", "python|asyncio", None, 2)]
 
 
+OPML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<opml version="1.0"><head><title>Feedly export</title></head><body>
+<outline text="Tech" title="Tech">
+  <outline type="rss" text="A blog" title="A blog" xmlUrl="https://a.example/feed.xml"
+           htmlUrl="https://a.example/"/>
+  <outline type="rss" text="B &amp; co" title="B &amp; co" xmlUrl="https://b.example/atom"/>
+</outline>
+<outline type="rss" text="C" title="C" xmlUrl="https://c.example/rss"/>
+</body></opml>
+"""
+
+
+async def test_feeds_import_an_opml_file_then_export_it_again(tmp_path: Path, db: Path) -> None:
+    from bot.opml import read_feed_list
+
+    env = cli_env(db)
+    assert (await bot("feeds", "add", "https://c.example/rss", cwd=tmp_path, env=env)).rc == 0
+    (tmp_path / "subscriptions.opml").write_bytes(OPML)
+    imported = await bot("feeds", "import", "subscriptions.opml", cwd=tmp_path, env=env)
+    assert imported.rc == 0, imported
+    assert "imported 3 feeds from subscriptions.opml: 2 new, 1 already there" in imported.out
+    assert sorted(r[0] for r in sqlite_rows(db, "SELECT url FROM feeds")) == [
+        "https://a.example/feed.xml", "https://b.example/atom", "https://c.example/rss"]
+
+    exported = await bot("feeds", "export", cwd=tmp_path, env=env)
+    assert exported.rc == 0, exported
+    assert exported.out.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    assert sorted(i.url for i in read_feed_list(exported.out.encode(), "export")) == [
+        "https://a.example/feed.xml", "https://b.example/atom", "https://c.example/rss"]
+    to_file = await bot("feeds", "export", "-o", "out.opml", cwd=tmp_path, env=env)
+    assert to_file.rc == 0 and "exported 3 feeds to out.opml" in to_file.out
+    assert read_feed_list((tmp_path / "out.opml").read_bytes(), "out.opml")
+
+    (tmp_path / "bad.txt").write_text("https://ok.example/feed\nftp://nope.example/x\n")
+    bad = await bot("feeds", "import", "bad.txt", cwd=tmp_path, env=env)
+    assert bad.rc == 2 and "bad.txt: line 2: 'ftp://nope.example/x' is not a feed URL" in bad.err
+    assert len(sqlite_rows(db, "SELECT url FROM feeds")) == 3  # nothing of it was imported
+
+
+async def test_feeds_add_mentions_keep_for_one_feed(tmp_path: Path, db: Path) -> None:
+    env = cli_env(db)
+    url = "https://blog.example.org/feed.xml"
+    added = await bot("feeds", "add", url, "--mentions", "keep", cwd=tmp_path, env=env)
+    assert added.rc == 0, added
+    assert "mentions='keep'" in added.out
+    assert sqlite_rows(db, "SELECT mentions FROM feeds") == [("keep",)]
+    wrong = await bot("feeds", "add", url, "--mentions", "live", cwd=tmp_path, env=env)
+    assert wrong.rc == 2 and "--mentions" in wrong.err and "keep" in wrong.err
+
+
 @pytest.mark.parametrize(("args", "needles"), [
     (("feeds", "add", "https://b.example/feed", "--include", "(unclosed"),
      ("--include", "'(unclosed'", "not a valid regex")),
@@ -415,13 +465,13 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_console_script_runs() -> None:
     import subprocess
 
-    script = Path(sys.executable).with_name("bot")
-    assert 'bot = "bot.__main__:main"' in (ROOT / "pyproject.toml").read_text()
+    script = Path(sys.executable).with_name("feed-tweeter")
+    assert 'feed-tweeter = "bot.__main__:main"' in (ROOT / "pyproject.toml").read_text()
     if not script.exists():
         pytest.skip(f"{script} is not installed (pip install -e .)")
     done = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60,
                           env=cli_env(None))
-    assert done.returncode == 0 and done.stdout.startswith("bot "), done
+    assert done.returncode == 0 and done.stdout.startswith("feed-tweeter "), done
 
 
 async def test_configuration_errors_never_echo_a_secret(tmp_path: Path, db: Path) -> None:

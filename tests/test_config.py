@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import Settings, split_feed_urls
@@ -114,3 +116,21 @@ def test_mentions_are_neutralised_unless_kept() -> None:
     assert Settings.from_env({**base, "MENTIONS": "Neutralize"}).mentions == "neutralise"
     with pytest.raises(ConfigError, match=r"MENTIONS='live': expected neutralise .* or keep"):
         Settings.from_env({**base, "MENTIONS": "live"})
+
+
+def test_feed_urls_file_holds_urls_one_per_line_or_opml(tmp_path: Path) -> None:
+    listed = tmp_path / "feeds.txt"
+    listed.write_text("# my feeds\nhttps://a.example/feed\n\nhttps://b.example/rss\n")
+    s = Settings.from_env({"FEED_URLS": "https://c.example/x https://a.example/feed",
+                           "FEED_URLS_FILE": str(listed), "DRY_RUN": "1"})
+    assert s.feed_urls == ("https://c.example/x", "https://a.example/feed",
+                           "https://b.example/rss")
+    many = tmp_path / "many.txt"  # more than an environment variable can hold (128 KiB)
+    many.write_text("".join(f"https://blog{i}.example.org/feed.xml\n" for i in range(10_000)))
+    assert len(Settings.from_env({"FEED_URLS_FILE": str(many), "DRY_RUN": "1"}).feed_urls) \
+        == 10_000
+    listed.write_text("https://a.example/feed\nnot a url\n")
+    with pytest.raises(ConfigError, match=r"FEED_URLS_FILE=\S+feeds.txt: line 2: 'not'"):
+        Settings.from_env({"FEED_URLS_FILE": str(listed), "DRY_RUN": "1"})
+    with pytest.raises(ConfigError, match=r"FEED_URLS_FILE=\S+missing.txt: no such file"):
+        Settings.from_env({"FEED_URLS_FILE": str(tmp_path / "missing.txt"), "DRY_RUN": "1"})

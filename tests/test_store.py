@@ -9,17 +9,18 @@ import pytest
 
 from bot.errors import SchemaTooNewError, StorageError
 from bot.models import Entry
-from bot.store import NewPost, Store, available_migrations
+from bot.schema import migration_scripts
+from bot.store import APPLICATION_ID, NewPost, Store
 from tests.conftest import sqlite_rows
 
 
 async def test_migrations_apply_in_order_and_are_tracked(tmp_path: Path) -> None:
     db = tmp_path / "bot.sqlite3"
     store = await Store.open(str(db))
-    assert await store.user_version() == len(available_migrations())
+    assert await store.user_version() == len(migration_scripts())
     await store.close()
     store = await Store.open(str(db))  # idempotent
-    assert await store.user_version() == len(available_migrations())
+    assert await store.user_version() == len(migration_scripts())
     await store.close()
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -32,6 +33,7 @@ async def test_a_newer_database_is_refused_and_left_alone(tmp_path: Path) -> Non
         conn.execute("CREATE TABLE precious (x)")
         conn.execute("INSERT INTO precious VALUES (42)")
         conn.execute("PRAGMA user_version = 99")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # a newer bot's
     with pytest.raises(SchemaTooNewError, match="schema version 99"):
         await Store.open(str(db))
     with sqlite3.connect(db) as conn:
@@ -41,12 +43,12 @@ async def test_a_newer_database_is_refused_and_left_alone(tmp_path: Path) -> Non
 async def test_a_failing_migration_leaves_the_database_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    good = len(available_migrations())
+    good = len(migration_scripts())
     migrations = tmp_path / "migrations"
     migrations.mkdir()
-    for _, path in available_migrations():
-        (migrations / path.name).write_text(path.read_text())
-    broken = f"{len(available_migrations()) + 1:04d}_broken.sql"
+    for _, name, sql in migration_scripts():
+        (migrations / name).write_text(sql)
+    broken = f"{len(migration_scripts()) + 1:04d}_broken.sql"
     (migrations / broken).write_text("CREATE TABLE half (x);\nTHIS IS NOT SQL;\n")
     monkeypatch.setattr("bot.store.MIGRATIONS_DIR", migrations)
     db = tmp_path / "bot.sqlite3"
@@ -55,13 +57,52 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == good
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        # the journal mode is switched only after the migrations succeeded
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert "half" not in names
+
+
+@pytest.mark.parametrize("mark", [0, 0x12345678])
+async def test_another_applications_database_is_refused_and_left_unchanged(
+    tmp_path: Path, mark: int
+) -> None:
+    db = tmp_path / "theirs.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+        conn.execute(f"PRAGMA application_id = {mark}")
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(StorageError, match="is not a feed-tweeter database") as err:
+        await Store.open(str(db))
+    assert ("another program's mark" if mark else "tables the bot did not make (invoices)") \
+        in str(err.value)
+    assert db.read_bytes() == before  # not a byte changed: no tables, no WAL
+    assert not (tmp_path / "theirs.sqlite3-wal").exists()
+
+
+async def test_the_bots_database_is_marked_and_one_from_before_the_mark_is_recognised(
+    tmp_path: Path
+) -> None:
+    db = tmp_path / "bot.sqlite3"
+    store = await Store.open(str(db))
+    await store.close()
+    assert sqlite_rows(db, "PRAGMA application_id") == [(APPLICATION_ID,)]
+    old = tmp_path / "old.sqlite3"  # schema 2, as the previous version left it: no mark
+    with sqlite3.connect(old) as conn:
+        for number, _, sql in migration_scripts()[:2]:
+            conn.executescript(sql + f";PRAGMA user_version = {number};")
+    conn.close()
+    store = await Store.open(str(old))
+    assert await store.user_version() == len(migration_scripts())
+    await store.close()
+    assert sqlite_rows(old, "PRAGMA application_id") == [(APPLICATION_ID,)]
 
 
 async def test_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "notes.txt"
     db.write_text("this is not sqlite, " * 100)
-    with pytest.raises(StorageError, match=r"not a usable SQLite database|cannot open"):
+    with pytest.raises(StorageError, match=r"is not an SQLite database \(is it the right file"):
         await Store.open(str(db))
     assert db.read_text().startswith("this is not sqlite")
 
@@ -85,6 +126,8 @@ async def test_record_poll_writes_entries_posts_and_feed_state_together(tmp_path
     # a failure inside the transaction leaves nothing behind
     bad = [NewPost(Entry(id="3", link=None, title="Three"), "Three")]
     with pytest.raises(sqlite3.Error):
+        await store.record_poll(feed.id, bad, 4.0, title=object())
+    with pytest.raises(ValueError, match="unknown feed columns"):
         await store.record_poll(feed.id, bad, 4.0, no_such_column=1)
     keys, _ = await store.seen(feed.id, [bad[0].entry])
     assert keys == set()
@@ -131,13 +174,14 @@ async def test_claim_due_claims_the_oldest_due_posts_and_reports_what_is_left(
     items = [NewPost(Entry(id=str(i), link=f"https://a.example/{i}", title=f"P{i}"), f"P{i}")
              for i in range(6)]
     ids = await store.record_poll(feed.id, items, 2.0)
-    await store.mark_pending(ids[0], 500.0, "HTTP 503")  # not due before t=500
+    (first,) = (await store.claim_due(2.0, 1)).claimed
+    assert await store.mark_pending(first, 500.0, "HTTP 503")  # not due before t=500
     batch = await store.claim_due(100.0, 3, exclude=[ids[1]])
     assert [p.id for p in batch.claimed] == [ids[2], ids[3], ids[4]]  # oldest due first
     assert [p.attempts for p in batch.claimed] == [0, 0, 0]  # as before the claim
     assert batch.pending == 3 and batch.next_due_at == 0.0  # ids 0 (at 500), 1, 5 left
     states = {p.id: (p.state, p.attempts) for p in await store.posts()}
-    assert [states[i] for i in ids] == [("pending", 0), ("pending", 0), ("sending", 1),
+    assert [states[i] for i in ids] == [("pending", 1), ("pending", 0), ("sending", 1),
                                         ("sending", 1), ("sending", 1), ("pending", 0)]
     batch = await store.claim_due(100.0, 10)
     assert [p.id for p in batch.claimed] == [ids[1], ids[5]]
@@ -192,8 +236,66 @@ async def test_a_failed_write_keeps_the_feeds_deferred_values(tmp_path: Path) ->
     await store.update_feed(feed.id, last_error="timeout", consecutive_failures=3)
     store.defer_feed_update(feed.id, last_error=None, consecutive_failures=0)  # a 304
     with pytest.raises(sqlite3.Error):  # the next poll's write fails
-        await store.record_poll(feed.id, [], 2.0, no_such_column=1)
+        await store.record_poll(feed.id, [], 2.0, title=object())
     with pytest.raises(sqlite3.Error):  # and another one
         await store.update_feed(feed.id, title=object())  # type: ignore[arg-type]
     await store.close()
     assert sqlite_rows(path, "SELECT last_error, consecutive_failures FROM feeds") == [(None, 0)]
+
+
+async def test_links_stored_by_earlier_versions_are_normalised_and_still_match(
+    tmp_path: Path
+) -> None:
+    """A database of schema 2 held links as feeds spelled them (an IRI, userinfo, an
+    upper-case host). The bot now normalises links where they enter; the upgrade rewrites
+    the old ones the same way, so an article read again is not taken for a new one."""
+    db = tmp_path / "bot.sqlite3"
+    old = ["https://ja.example/wiki/日本語", "https://user:pw@Blog.Example/a b",
+           "https://blog.example/plain", "https://blog.example/%E6%97%A5"]
+    with sqlite3.connect(db) as conn:
+        for number, _, sql in migration_scripts()[:2]:
+            conn.executescript(sql + f";PRAGMA user_version = {number};")
+        conn.execute("INSERT INTO feeds (url, created_at) VALUES ('https://f.example/', 0)")
+        conn.executemany("INSERT INTO entries (feed_id, entry_key, link, first_seen_at) "
+                         "VALUES (1, ?, ?, 0)", [(f"k{i}", link) for i, link in enumerate(old)])
+    conn.close()
+    store = await Store.open(str(db))
+    try:
+        links = [r[0] for r in sqlite_rows(db, "SELECT link FROM entries ORDER BY id")]
+        assert links == ["https://ja.example/wiki/%E6%97%A5%E6%9C%AC%E8%AA%9E",
+                         "https://blog.example/a%20b", "https://blog.example/plain",
+                         "https://blog.example/%E6%97%A5"]
+        # read again from a feed that now spells them the new way: all already seen
+        again = [Entry(id=f"new{i}", link=link, title="") for i, link in enumerate(links)]
+        _, seen_links = await store.seen(1, again)
+        assert seen_links == set(links)
+    finally:
+        await store.close()
+
+
+async def test_a_stale_writer_never_erases_a_tweet_id_or_revives_a_sent_post(
+    tmp_path: Path
+) -> None:
+    """Each outcome is written only for the attempt that is sending: an answer that comes
+    after the post was requeued and claimed again (another process, a requeue at start-up)
+    changes nothing."""
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    try:
+        await store.sync_env_feeds(["https://a.example/feed"], now=1.0)
+        (feed,) = await store.feeds()
+        (pid,) = await store.record_poll(feed.id, [NewPost(Entry(
+            id="1", link="https://a.example/1", title="P"), "P https://a.example/1")], 2.0)
+        (first,) = (await store.claim_due(3.0, 1)).claimed
+        await store.requeue_interrupted()  # another process started and requeued it
+        (second,) = (await store.claim_due(3.0, 1)).claimed
+        assert await store.mark_sent(second, "tweet-2", 4.0)
+        # the first attempt's late answers: none of them is written
+        assert not await store.mark_sent(first, None, 5.0, "dry run: not posted")
+        assert not await store.mark_pending(first, 0, "interrupted by shutdown")
+        assert not await store.mark_failed(first, "HTTP 400")
+        post = await store.post(pid)
+        assert post is not None
+        assert (post.state, post.tweet_id, post.sent_at, post.attempts) == (
+            "sent", "tweet-2", 4.0, 2)
+    finally:
+        await store.close()
