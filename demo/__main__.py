@@ -9,7 +9,15 @@ and each tweet as the fake X receives it.
 
 Ctrl-C (or SIGTERM, or ``--seconds N``) stops everything cleanly: the bot gets SIGTERM and
 finishes what it is sending, then the servers close; the exit status is 0. A second Ctrl-C
-kills the bot at once.
+kills the bot at once; the exit status is then 130.
+
+Under ``make demo`` the terminal sends Ctrl-C to make as well, and GNU make always dies of
+it (status 130), whatever its recipe exits with. So when the demo shares a process group with
+a parent (make, a script), it takes the terminal's foreground (what a shell does for a job,
+:class:`Terminal`): Ctrl-C then reaches only the demo and the bot, make sees the demo exit 0
+and exits 0. Ctrl-Z is ignored meanwhile: it would stop the demo but not make, and leave the
+terminal with no one to answer it. The :data:`DESCRIPTION` and :data:`EPILOG` below, not this
+docstring, are what ``--help`` shows.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +63,23 @@ TITLES = (
     "Parsing feeds off the event loop",
 )
 STOP_GRACE = 25.0  # seconds the bot gets to stop after SIGTERM before it is killed
+EXIT_FORCED = 130  # a second Ctrl-C killed the bot: 128 + SIGINT, like an interrupted program
+
+# `--help`: plain text for a terminal, under 80 columns
+DESCRIPTION = """\
+Run the whole bot offline, on this machine only: a local blog that publishes
+a new article every few seconds, a local fake X API that checks the OAuth
+signature of every post like X does, and the real service (python -m bot run)
+pointed at both, with its database in a temporary directory. The terminal
+shows the articles published, the bot's polls and each tweet it sends.
+
+Ctrl-C stops everything cleanly (the bot finishes what it is sending) and
+exits 0; a second Ctrl-C kills the bot at once and exits 130."""
+EPILOG = """\
+examples:
+  make demo                     the same as: python -m demo
+  python -m demo --seconds 30   stop by itself after 30 seconds
+  python -m demo --raw          show what the bot logs, line by line"""
 
 
 def _now() -> str:
@@ -64,9 +90,83 @@ def say(icon: str, what: str, text: str = "") -> None:
     print(f"{_now()}  {icon} {what:<10} {text}".rstrip(), flush=True)
 
 
+class Terminal:
+    """The terminal's foreground, taken from a parent in the same process group (make).
+
+    A terminal sends Ctrl-C to its whole foreground process group. Under ``make demo`` that is
+    make too, and GNU make, once its recipe has exited, kills itself with the same SIGINT: the
+    shell says 130 even though the demo stopped cleanly. Like a shell starting a job, the demo
+    moves to a process group of its own (the bot, its child, follows) and makes it the
+    foreground one; :meth:`give_back` returns the terminal before the demo exits. Nothing
+    happens without a controlling terminal, in a background job, or when the demo already leads
+    its process group (``python -m demo`` typed in a shell).
+    """
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.previous = 0
+
+    def take(self) -> bool:
+        try:
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        except OSError:  # no controlling terminal
+            return False
+        group = os.getpgrp()
+        try:
+            if os.tcgetpgrp(fd) != group or group == os.getpid():
+                os.close(fd)
+                return False
+            with _no_sigttou():  # a background group may not set the foreground otherwise
+                os.setpgid(0, 0)
+                try:
+                    os.tcsetpgrp(fd, os.getpid())
+                except OSError:
+                    os.setpgid(0, group)
+                    raise
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd, self.previous = fd, group
+        return True
+
+    def give_back(self) -> None:
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        with contextlib.suppress(OSError), _no_sigttou():
+            if os.tcgetpgrp(fd) == os.getpgrp():
+                os.tcsetpgrp(fd, self.previous)  # fails if make is gone: nothing to give back
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _no_sigttou() -> Iterator[None]:
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _bot_signals(ignore_tstp: bool) -> Callable[[], None]:
+    """Signal dispositions for the bot, set between fork and exec (ignored ones survive exec).
+
+    SIGINT is ignored until the bot's own handler is in place: a Ctrl-C during its start-up is
+    no KeyboardInterrupt traceback, the SIGTERM the demo sends stops it. SIGTSTP is ignored
+    while the demo holds the terminal (see :class:`Terminal`).
+    """
+    def preexec() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if ignore_tstp:
+            signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+    return preexec
+
+
 class Demo:
-    def __init__(self, publish_every: float, poll_interval: float, raw: bool) -> None:
+    def __init__(self, publish_every: float, poll_interval: float, raw: bool,
+                 holds_terminal: bool = False) -> None:
         self.publish_every = publish_every
+        self.holds_terminal = holds_terminal
         self.poll_interval = poll_interval
         self.raw = raw
         self.blog_server = FeedServer()
@@ -167,14 +267,21 @@ class Demo:
     def _on_signal(self) -> None:
         self.interrupts += 1
         if self.interrupts > 1 and self.proc is not None and self.proc.returncode is None:
+            print(f"{_now()}  killing the bot (second stop request)", flush=True)
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         self.stop.set()
+
+    def _on_suspend(self) -> None:
+        say("  ", "Ctrl-Z", "ignored under make (it would stop the demo, not make); "
+            "Ctrl-C stops the demo")
 
     async def run(self, seconds: float | None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
+        if self.holds_terminal:
+            loop.add_signal_handler(signal.SIGTSTP, self._on_suspend)
         workdir = tempfile.TemporaryDirectory(prefix="feed-tweeter-demo-")
         await self.blog_server.start()
         await self.fake_x.start()
@@ -195,7 +302,7 @@ class Demo:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "run", cwd=workdir.name,
                 env=self._bot_env(workdir.name), stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stderr=asyncio.subprocess.STDOUT, preexec_fn=_bot_signals(self.holds_terminal),
             )
             reader = asyncio.create_task(self._read_bot())
             tasks = [asyncio.create_task(self._publish()),
@@ -224,10 +331,13 @@ class Demo:
                     print("the bot did not stop in time: killing it", flush=True)
                     self.proc.kill()
                     await exited
+                    code = 1
                 await reader
                 status = self.proc.returncode
-                if status not in (0, -signal.SIGKILL) and self.interrupts <= 1:
-                    print(f"the bot exited with status {status}", flush=True)
+                if status == -signal.SIGKILL and self.interrupts > 1:
+                    code = EXIT_FORCED  # a second Ctrl-C killed it: not a clean stop
+                elif code == 0 and status not in (0, -signal.SIGTERM):  # SIGTERM: before
+                    print(f"the bot exited with status {status}", flush=True)  # it started
                     code = 1
             await asyncio.sleep(0.2)  # let the tweet watcher print the last ones
         finally:
@@ -246,23 +356,31 @@ class Demo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m demo", description=DESCRIPTION,
+                                     epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="stop by itself after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--seconds", type=float, default=None, metavar="N",
+                        help="stop by itself after N seconds (default: run until Ctrl-C)")
     parser.add_argument("--publish-every", type=float, default=3.0, metavar="S",
-                        help="seconds between new articles on the blog (default 3)")
+                        help="seconds between new articles on the blog (default: 3)")
     parser.add_argument("--poll-interval", type=float, default=2.0, metavar="S",
-                        help="the bot's POLL_INTERVAL (default 2)")
-    parser.add_argument("--raw", action="store_true", help="show the bot's log lines as they are")
+                        help="seconds between the bot's polls, its POLL_INTERVAL "
+                             "(default: 2)")
+    parser.add_argument("--raw", action="store_true",
+                        help="show the bot's log lines (JSON) as they are instead of a "
+                             "summary (default: off)")
     args = parser.parse_args(argv)
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True, errors="replace")  # type: ignore[union-attr]
-    demo = Demo(args.publish_every, args.poll_interval, args.raw)
+    terminal = Terminal()
     try:
+        demo = Demo(args.publish_every, args.poll_interval, args.raw,
+                    holds_terminal=terminal.take())
         return asyncio.run(demo.run(args.seconds))
     except KeyboardInterrupt:  # a Ctrl-C before the signal handlers were in place
         return 0
+    finally:
+        terminal.give_back()
 
 
 if __name__ == "__main__":
