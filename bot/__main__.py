@@ -3,13 +3,15 @@
 Settings come from the environment over a ``.env`` file in the working directory (the real
 environment wins). Exit status: 0 on success, 1 when a command could not do its work (a feed
 could not be fetched, a database error), 2 on bad input or configuration, 3 when ``run`` finds
-another bot running on the same database; the reason is one line on stderr, ``bot: …``.
+another bot running on the same database; the reason is on stderr, ``feed-tweeter: …``
+(a configuration error lists each problem on a line of its own).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
@@ -18,21 +20,29 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from bot import __version__
+from bot.config import Environment
 from bot.errors import BotError, ConfigError, SchemaTooNewError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ALREADY_RUNNING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 POST_STATES = ("pending", "sending", "sent", "failed")
 
 
-def environment(dotenv_path: str = ".env") -> dict[str, str]:
+def environment(dotenv_path: str = ".env") -> Environment:
     """The process environment over the values of a ``.env`` file (the environment wins)."""
-    merged: dict[str, str] = {}
+    from_file: dict[str, str] = {}
     if os.path.isfile(dotenv_path):
         from dotenv import dotenv_values
 
-        merged = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
-    merged.update(os.environ)
-    return merged
+        from_file = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+    return Environment({**from_file, **os.environ}, dotenv_keys=from_file)
+
+
+def _lines(exc: BaseException) -> str:
+    """A configuration error for a terminal: one problem per line, under one heading."""
+    problems = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(problems) == 1:
+        return f"feed-tweeter: {problems[0]}"
+    return f"feed-tweeter: {problems[0]}\n" + "\n".join(f"  {p}" for p in problems[1:])
 
 
 def one_line(message: str) -> str:
@@ -112,7 +122,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = Parser(prog="bot", formatter_class=fmt, description=(
+    p = Parser(prog="feed-tweeter", formatter_class=fmt, description=(
         "Watch blog feeds and tweet each new article once.\n\n"
         "Settings come from the environment, or from a .env file in the working directory\n"
         "(the environment wins): see .env.example. Every command uses DATABASE_PATH."),
@@ -123,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", formatter_class=fmt,
                          help="run the service (what `make run` starts)", description=(
-        "Run the service: poll every feed of FEED_URLS and of `bot feeds add` on its own\n"
+        "Run the service: poll every feed of FEED_URLS and of `feed-tweeter feeds add` on its own\n"
         "schedule, tweet each new article, serve /healthz and /metrics on HTTP_HOST:HTTP_PORT.\n"
         "A feed's first poll records what is there and tweets only the newest BACKFILL.\n"
         "SIGTERM or Ctrl-C stops it gracefully; unsent posts are kept for the next start."))
@@ -134,22 +144,29 @@ def build_parser() -> argparse.ArgumentParser:
                            "feeds", description="List or change the feeds (without ACTION: list).\n"
                            "A running service picks changes up within 30 seconds.")
     fsub = feeds.add_subparsers(dest="feeds_command", metavar="ACTION")
-    fsub.add_parser("list", help="every feed: URL, title, state, last and next poll, failures, "
-                    "last error, articles seen, posts sent",
-                    description="Every feed with its state (new, ok, failing, paused, gone, "
-                    "inactive), its last and next poll, consecutive failures, last error, "
-                    "articles seen and posts sent.")
+    flist = fsub.add_parser("list", help="every feed: URL, state, last and next poll, "
+                            "articles seen, posts sent; why it fails",
+                            description="Every feed with its state (new, ok, failing, paused, "
+                            "gone, inactive), its last and next poll, articles seen and posts "
+                            "sent, fitted to the terminal; a failing feed's error below it. "
+                            "--wide: every column (title, failures, last error, settings).")
+    flist.add_argument("--wide", action="store_true", help="every column, however wide")
     add = fsub.add_parser("add", formatter_class=fmt, help="subscribe to a feed, or change the "
                           "settings of one", description=(
-        "Subscribe to a feed. Its first poll records what is there and tweets nothing but\n"
-        "the newest --backfill entries (default BACKFILL). For a feed already there, only the\n"
-        "settings given change. A feed's own settings win over the environment's."),
-        epilog="example: bot feeds add https://blog.example.org/feed.xml "
+        "Subscribe to a feed. It is read once first: an HTTP error, a timeout or a page that\n"
+        "is not a feed is said at once, and nothing is added. Given a web page (a blog's home\n"
+        "page), the feed it names is added. Its first poll records what is there and tweets\n"
+        "nothing but the newest --backfill entries (default BACKFILL). For a feed already\n"
+        "there, only the settings given change. A feed's own settings win over the\n"
+        "environment's."),
+        epilog="example: feed-tweeter feeds add https://blog.example.org/feed.xml "
                "--include 'python|asyncio' --hashtags '#python' --backfill 1")
     add.add_argument("url", help="the feed's URL (RSS, Atom, RDF or JSON Feed)")
     _feed_settings(add)
     add.add_argument("--backfill", type=_nonneg_int, metavar="N",
                      help="tweet the newest N entries on the first poll (default: BACKFILL)")
+    add.add_argument("--no-check", action="store_true",
+                     help="add it without reading it first (for a feed that is down right now)")
     imp = fsub.add_parser("import", help="subscribe to every feed of an OPML file (any feed "
                           "reader's export) or of a text file of URLs, one per line",
                           description="Subscribe to every feed of FILE: an OPML file, as every "
@@ -162,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     for name, text in (("remove", "stop polling a feed; its history is kept (a URL of "
                         "FEED_URLS comes back at the next start)"),
-                       ("pause", "stop polling a feed until `bot feeds resume`"),
+                       ("pause", "stop polling a feed until `feed-tweeter feeds resume`"),
                        ("resume", "poll a paused, gone or removed feed again")):
         action = fsub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        action.add_argument("url", help="the feed's URL, as `bot feeds list` shows it")
+        action.add_argument("url", help="the feed's URL, as `feed-tweeter feeds list` shows it")
 
     preview = sub.add_parser("preview", formatter_class=fmt, help="fetch a feed now and print "
                              "the tweets its newest entries would become; writes nothing",
@@ -183,11 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "`posts retry ID` sends a failed one again", description=(
         "List the posts, newest first, or send failed ones again.\n"
         "States: pending (waiting), sending (with X now), sent, failed (X refused it)."),
-        epilog="examples: bot posts --state failed; bot posts retry 12 13; "
-               "bot posts retry --all-failed")
+        epilog="examples: feed-tweeter posts --state failed; feed-tweeter posts retry 12 13; "
+               "feed-tweeter posts retry --all-failed")
     posts.add_argument("--state", choices=POST_STATES, help="only posts in this state")
     posts.add_argument("--limit", type=_positive_int, default=50, metavar="N",
                        help="at most N posts (default 50)")
+    posts.add_argument("--wide", action="store_true",
+                       help="every column (tweet id, last error), however wide")
     psub = posts.add_subparsers(dest="posts_command", metavar="ACTION")
     retry = psub.add_parser("retry", help="send failed posts again",
                             description="Queue failed posts again (state pending, attempts 0); "
@@ -216,16 +235,16 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (ConfigError, SchemaTooNewError) as exc:
-        print(f"bot: {one_line(str(exc))}", file=sys.stderr)
+        print(_lines(exc), file=sys.stderr)
         return EXIT_USAGE
     except BotError as exc:
-        print(f"bot: {one_line(str(exc))}", file=sys.stderr)
+        print(f"feed-tweeter: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except sqlite3.Error as exc:
-        print(f"bot: database error: {exc}", file=sys.stderr)
+        print(f"feed-tweeter: database error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:  # e.g. a .env file that cannot be read
-        print(f"bot: {exc}", file=sys.stderr)
+        print(f"feed-tweeter: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -235,7 +254,7 @@ def run_service(env: Mapping[str, str], *, once: bool = False) -> int:
     from bot.lock import AlreadyRunningError, service_lock
     from bot.logs import configure
 
-    # FEED_URLS may be empty when feeds were added with `bot feeds add`: the worker says
+    # FEED_URLS may be empty when feeds were added with `feed-tweeter feeds add`: the worker says
     # "no feed to watch" itself once it has looked at the database.
     settings = Settings.from_env(env, require_feeds=False)
     if problem := database_problem(settings.database_path):  # a folder, a text file, …
@@ -245,15 +264,15 @@ def run_service(env: Mapping[str, str], *, once: bool = False) -> int:
         with service_lock(settings.database_path):
             configure(settings.log_level, settings.log_format,
                       secrets=[env.get(name, "").strip() for name in CREDENTIALS])
+            for warning in settings.warnings:
+                logging.getLogger("bot").warning("setting_unknown %s", warning)
             return asyncio.run(_serve(settings, once))
     except AlreadyRunningError as exc:
-        print(f"bot: {exc}", file=sys.stderr)
+        print(f"feed-tweeter: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
 
 
 async def _serve(settings, once: bool) -> int:  # type: ignore[no-untyped-def]
-    import logging
-
     from bot.web import start_http
     from bot.worker import Worker
 

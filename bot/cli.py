@@ -14,10 +14,11 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +28,14 @@ import aiohttp
 
 from bot.compose import compose_posts, weighted_length
 from bot.config import CREDENTIALS, Settings, _hashtags, check_feed_url, check_template
-from bot.errors import ConfigError, FeedError, StorageError
-from bot.store import FeedRow, Store
+from bot.errors import ConfigError, FeedError, FeedParseError, StorageError
+from bot.invocation import command
+from bot.models import ParsedFeed
+from bot.store import FeedRow, Post, Store
 
 T = TypeVar("T")
 SQLITE_HEADER = b"SQLite format 3\x00"
-NO_DATABASE = ("no database at {path!r} yet (DATABASE_PATH): `bot run` or `bot feeds add URL` "
+NO_DATABASE = ("no database at {path!r} yet (DATABASE_PATH): `{cmd} run` or `{cmd} feeds add URL` "
                "creates it")
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -67,6 +70,29 @@ def _until(ts: float | None, now: float) -> str:
 def _clip(text: str | None, width: int) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _terminal_width() -> int:
+    """The terminal's width (COLUMNS when set; 100 when the output is not a terminal)."""
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def _fitted(rows: list[list[str]], header: list[str], flex: int,
+            notes: list[str | None] | None = None) -> str:
+    """A table that fits the terminal: column ``flex`` (a URL, a text) takes the room the
+    others leave and is clipped to it; a row's note (an error) goes on a line of its own."""
+    width = _terminal_width()
+    fixed = sum(max(len(c) for c in col) + 2
+                for i, col in enumerate(zip(header, *rows, strict=False)) if i != flex)
+    room = max(12, width - fixed)
+    clipped = [[_clip(c, room) if i == flex else c for i, c in enumerate(r)] for r in rows]
+    lines = _table(clipped, header).splitlines()
+    out = [lines[0]]
+    for line, note in zip(lines[1:], notes or [None] * len(rows), strict=True):
+        out.append(line)
+        if note:
+            out.append("    ↳ " + _clip(note, width - 6))
+    return "\n".join(out)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -154,6 +180,8 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from bot.logs import configure
 
     settings = Settings.from_env(env, require_feeds=False, require_credentials=False)
+    for warning in settings.warnings:
+        print(f"feed-tweeter: warning: {warning}", file=sys.stderr)
     configure("WARNING", settings.log_format,
               secrets=[env.get(name, "").strip() for name in CREDENTIALS])
     if args.command == "preview":
@@ -173,7 +201,7 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 async def feeds(settings: Settings, args: argparse.Namespace) -> int:
     action = args.feeds_command or "list"
     if action == "list":
-        return await feeds_list(settings)
+        return await feeds_list(settings, getattr(args, "wide", False))
     if action == "add":
         return await feeds_add(settings, args)
     if action == "import":
@@ -188,7 +216,7 @@ async def feeds(settings: Settings, args: argparse.Namespace) -> int:
     try:
         feed = await store.feed_by_url(url)
         if feed is None:
-            raise ConfigError(f"no such feed: {url!r} (see `bot feeds list`)")
+            raise ConfigError(f"no such feed: {url!r} (see `{command()} feeds list`)")
         if action == "remove":
             await store.set_feed_flag(url, active=0)
             print(f"removed {url} (its history is kept; a running service stops polling it "
@@ -201,7 +229,7 @@ async def feeds(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{url} is already paused")
             else:
                 await store.set_feed_flag(url, paused=1)
-                print(f"paused {url} (`bot feeds resume {url}` polls it again)")
+                print(f"paused {url} (`{command()} feeds resume {url}` polls it again)")
         else:  # resume
             was = feed.state
             await store.set_feed_flag(url, paused=0, gone=0, active=1)
@@ -215,10 +243,10 @@ async def feeds(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def feeds_list(settings: Settings) -> int:
+async def feeds_list(settings: Settings, wide: bool = False) -> int:
     store = await open_store(settings.database_path, create=False)
     if store is None:
-        print(NO_DATABASE.format(path=settings.database_path))
+        print(NO_DATABASE.format(path=settings.database_path, cmd=command()))
         return 0
     try:
         counts = await store.feed_counts()
@@ -226,7 +254,7 @@ async def feeds_list(settings: Settings) -> int:
     finally:
         await store.close()
     if not rows:
-        print("no feeds yet: set FEED_URLS or run `bot feeds add URL`")
+        print(f"no feeds yet: set FEED_URLS or run `{command()} feeds add URL`")
         return 0
     now = time.time()
     table = []
@@ -237,8 +265,15 @@ async def feeds_list(settings: Settings) -> int:
                       _until(f.next_poll_at, now) if polled else "-",
                       str(f.consecutive_failures), _clip(f.last_error, 50) or "-",
                       str(seen), str(sent), _feed_settings(f)])
-    print(_table(table, ["URL", "TITLE", "STATE", "LAST POLL", "NEXT POLL", "FAILURES",
-                         "LAST ERROR", "SEEN", "SENT", "SETTINGS"]))
+    if wide:
+        print(_table(table, ["URL", "TITLE", "STATE", "LAST POLL", "NEXT POLL", "FAILURES",
+                             "LAST ERROR", "SEEN", "SENT", "SETTINGS"]))
+        return 0
+    notes = [f"{plural(f.consecutive_failures, 'failure')}: {f.last_error}"
+             if f.last_error and f.consecutive_failures else None for f in rows]
+    print(_fitted([[r[0], r[2], r[3], r[4], r[7], r[8]] for r in table],
+                  ["URL", "STATE", "LAST POLL", "NEXT POLL", "SEEN", "SENT"], flex=0,
+                  notes=notes))
     return 0
 
 
@@ -306,6 +341,15 @@ async def feeds_add(settings: Settings, args: argparse.Namespace) -> int:
         values["backfill"] = args.backfill
     if args.mentions is not None:
         values["mentions"] = args.mentions
+    page = url
+    if problem := database_problem(settings.database_path):  # before the network
+        raise ConfigError(problem)
+    if not args.no_check:  # read it once now: a typo or a dead feed is said at once
+        try:
+            url, _ = await fetch_feed(settings, url)
+        except FeedError as exc:
+            raise FeedError(f"cannot add {page}: {exc}. Nothing was added (--no-check adds it "
+                            "anyway, for a feed that is down right now)") from None
     store = await open_store(settings.database_path, create=True)
     assert store is not None
     try:
@@ -318,11 +362,13 @@ async def feeds_add(settings: Settings, args: argparse.Namespace) -> int:
         tweets = f"tweets the newest {backfill}" if backfill else "tweets nothing"
         print(f"added {url}: its first poll records what is there and {tweets}; "
               f"settings: {_feed_settings(feed)}")
+        if args.no_check:
+            print("not checked (--no-check): the service's log says whether it can be read")
     else:
         changed = ", ".join(k.removesuffix("_re") for k in values) or "nothing"
         print(f"{url} was already there: changed {changed}; settings: {_feed_settings(feed)}")
         if feed.state in ("paused", "gone"):
-            print(f"note: it is {feed.state}; `bot feeds resume {url}` polls it again")
+            print(f"note: it is {feed.state}; `{command()} feeds resume {url}` polls it again")
     return 0
 
 
@@ -340,7 +386,7 @@ async def posts(settings: Settings, args: argparse.Namespace) -> int:
         if retrying and args.ids:
             raise ConfigError(f"not a failed post: {', '.join(map(str, args.ids))} "
                               f"(there is no database at {settings.database_path!r} yet)")
-        print(NO_DATABASE.format(path=settings.database_path))
+        print(NO_DATABASE.format(path=settings.database_path, cmd=command()))
         return 0
     try:
         if retrying:
@@ -352,11 +398,25 @@ async def posts(settings: Settings, args: argparse.Namespace) -> int:
         print("no posts" + (f" in state {args.state}" if args.state else ""))
         return 0
     now = time.time()
+    if args.wide:
+        rows = [[str(p.id), p.state, str(p.attempts), _ago(p.created_at, now),
+                 p.tweet_id or "-", _clip(p.last_error, 300) or "-", _clip(p.text, 300)]
+                for p in listed]
+        print(_table(rows, ["ID", "STATE", "TRIES", "CREATED", "TWEET", "LAST ERROR", "TEXT"]))
+        return 0
     rows = [[str(p.id), p.state, str(p.attempts), _ago(p.created_at, now),
-             p.tweet_id or "-", _clip(p.last_error, 60) or "-", _clip(p.text, 70)]
-            for p in listed]
-    print(_table(rows, ["ID", "STATE", "TRIES", "CREATED", "TWEET", "LAST ERROR", "TEXT"]))
+             p.text or f"(entry {p.link or '?'})"] for p in listed]
+    print(_fitted(rows, ["ID", "STATE", "TRIES", "CREATED", "TEXT"], flex=4,
+                  notes=[_post_note(p) for p in listed]))
     return 0
+
+
+def _post_note(post: Post) -> str | None:
+    """The line under a post in `posts`: where it is on X, or why it is not there yet."""
+    if post.tweet_id:
+        on_x = f"on X: https://x.com/i/status/{post.tweet_id}"
+        return f"{on_x} ({post.last_error})" if post.last_error else on_x
+    return post.last_error
 
 
 async def posts_retry(store: Store, args: argparse.Namespace) -> int:
@@ -371,14 +431,15 @@ async def posts_retry(store: Store, args: argparse.Namespace) -> int:
         unknown = [str(i) for i, p in found.items() if p is None]
         if unknown:
             raise ConfigError(f"no such post: {', '.join(unknown)} "
-                              "(see `bot posts --state failed`)")
+                              f"(see `{command()} posts --state failed`)")
         not_failed = [f"{i} is {p.state}" for i, p in found.items()
                       if p is not None and p.state != "failed"]
         if not_failed:
             raise ConfigError(f"not a failed post: {', '.join(not_failed)} "
                               "(only failed posts can be retried)")
         changed = await store.retry_failed(ids)
-    print(f"queued {changed} post(s) again (state pending); the running service sends them")
+    print(f"queued {plural(changed, 'post')} again (state pending); the running service "
+          "sends them")
     return 0
 
 
@@ -390,7 +451,7 @@ async def status(settings: Settings) -> int:
 
     store = await open_store(settings.database_path, create=False)
     if store is None:
-        print(NO_DATABASE.format(path=settings.database_path))
+        print(NO_DATABASE.format(path=settings.database_path, cmd=command()))
         return 0
     try:
         version = await store.user_version()
@@ -398,6 +459,7 @@ async def status(settings: Settings) -> int:
         counts = await store.post_counts()
         gate = Gate.from_json(await store.get_meta(GATE_KEY))
         next_due = await store.next_due_at()
+        database_id = await store.get_meta("database_id")
     finally:
         await store.close()
     now = time.time()
@@ -415,21 +477,24 @@ async def status(settings: Settings) -> int:
     else:
         lines.append("gate:      open")
     lines.append(f"last poll: {_when(last)}" + (f" ({_ago(last, now)})" if last else ""))
-    lines.append(f"service:   {await _probe_service(settings)}")
+    lines.append(f"service:   {await _probe_service(settings, database_id)}")
     if counts["pending"] and next_due is not None:
-        lines.append(f"next post: {_until(next_due, now)}")
+        lines.append("next post: " + (f"when the gate opens, {_when(gate.until)}"
+                                      if gate.closed(now) and next_due < gate.until
+                                      else _until(next_due, now)))
     failing = [f for f in rows if f.state in ("failing", "gone")]
     for f in failing[:5]:
-        lines.append(f"{f.state}:   {f.url} ({f.consecutive_failures} failures): "
+        lines.append(f"{f.state}:   {f.url} ({plural(f.consecutive_failures, 'failure')}): "
                      f"{_clip(f.last_error, 80)}")
     if len(failing) > 5:
-        lines.append(f"… and {len(failing) - 5} more: `bot feeds list`")
+        lines.append(f"… and {len(failing) - 5} more: `{command()} feeds list`")
     print("\n".join(lines))
     return 0
 
 
-async def _probe_service(settings: Settings) -> str:
-    """Whether a service answers /healthz at HTTP_HOST:HTTP_PORT (as this shell sees them)."""
+async def _probe_service(settings: Settings, database_id: str | None) -> str:
+    """Whether a service answers /healthz at HTTP_HOST:HTTP_PORT (as this shell sees them),
+    and whether it is the one that serves this database."""
     if settings.http_port == 0:
         return "HTTP_PORT=0: cannot tell whether it runs"
     host = settings.http_host
@@ -440,10 +505,14 @@ async def _probe_service(settings: Settings) -> str:
         timeout = aiohttp.ClientTimeout(total=1.0)
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
             body = await resp.json(content_type=None)
-            state = body.get("status", "?") if isinstance(body, dict) else "?"
-            return f"answering at {url} ({resp.status} {state})"
     except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
         return f"not answering at {url}"
+    if isinstance(body, dict) and body.get("status") == "starting":
+        return f"starting at {url}"
+    if not isinstance(body, dict) or body.get("database_id") != database_id:
+        return (f"not running on this database: the service answering at {url} serves "
+                "another one (another DATABASE_PATH or HTTP_PORT?)")
+    return f"answering at {url} ({resp.status} {body.get('status', '?')})"
 
 
 # -- preview -------------------------------------------------------------------------------------
@@ -481,23 +550,39 @@ def read_feed_settings(path: str, url: str) -> _Subscribed | None:
     return _Subscribed(*row) if row else None
 
 
-async def _fetch_and_parse(settings: Settings, url: str):  # type: ignore[no-untyped-def]
+async def fetch_feed(settings: Settings, url: str, *,
+                     say: Callable[[str], None] = print) -> tuple[str, ParsedFeed]:
+    """The feed at ``url`` and its URL. For a web page (a blog's home page), the feed the page
+    advertises, as feed readers find it (:mod:`bot.discover`); ``say`` tells which one.
+    Raises FeedError (HTTP error, timeout, not a feed) with a message for the user."""
+    from bot.discover import choose, find_feed_links, looks_like_html
     from bot.feeds import Fetcher
     from bot.parse import parse_feed
 
     if url.startswith("sqlite:"):
-        try:
-            from bot.blogdb import read_blog_db  # type: ignore[import-not-found]
-        except ImportError:
-            raise ConfigError(f"{url!r}: this version cannot read sqlite: feeds") from None
-        return await read_blog_db(url)
+        from bot.blogdb import read_blog_db
+
+        return url, await read_blog_db(url)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.feed_timeout)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         fetcher = Fetcher(session, timeout=settings.feed_timeout,
                           max_bytes=settings.max_feed_bytes)
         result = await fetcher.fetch(url)
+        if looks_like_html(result.body, result.content_type):
+            links = find_feed_links(result.body, result.final_url or url, result.content_type)
+            chosen = choose(links)
+            if chosen is None:
+                raise FeedParseError(f"not a feed: {url} is a web page that names no feed "
+                                     '(no <link rel="alternate">); give the feed\'s own URL')
+            named = f" ({chosen.title})" if chosen.title else ""
+            say(f"{url} is a web page; it names its feed: {chosen.url}{named}")
+            for other in (link for link in links if link != chosen):
+                say(f"  it also names {other.url}" + (f" ({other.title})" if other.title else ""))
+            url = chosen.url
+            result = await fetcher.fetch(url)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, parse_feed, result.body, url, result.content_type)
+    return url, await loop.run_in_executor(None, parse_feed, result.body, url,
+                                           result.content_type)
 
 
 async def preview(settings: Settings, args: argparse.Namespace) -> int:
@@ -521,9 +606,9 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError(f"the feed's own filter is not a valid regex: {exc}") from None
 
     try:
-        parsed = await _fetch_and_parse(settings, url)
+        url, parsed = await fetch_feed(settings, url)
     except FeedError as exc:
-        print(f"bot: cannot read {url}: {exc}", file=sys.stderr)
+        print(f"feed-tweeter: cannot read {url}: {exc}", file=sys.stderr)
         return 1
 
     newest = oldest_first(parsed.entries, datetime.now(UTC))[-args.count:]

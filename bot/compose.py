@@ -6,8 +6,8 @@ newlines are kept.
 The link is :func:`bot.links.normalise_link` of the entry's link and is never cut. A link that
 is missing, not http(s), or not :func:`bot.links.usable` (longer than X shortens, or X would
 link only a part of it) is replaced by the feed's home link in :func:`compose_posts`; when that
-is no better, the entry gets an error result instead of a text. The link is set apart by spaces when the template glues
-it to text that X would read as part of it.
+is no better, the entry gets an error result instead of a text. The link is set apart by
+spaces when the template glues it to text that X would read as part of it.
 
 Text from the feed (title, summary, author, feed title) has no live mentions: an ``@``/``＠``
 that X would read as the start of a mention gets U+2060 WORD JOINER after it, so it reads the

@@ -8,15 +8,17 @@ credential's value is never echoed.
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from bot.compose import compose, validate_template
 from bot.errors import ConfigError
+from bot.invocation import command
 from bot.models import Entry
 
 T = TypeVar("T")
@@ -27,6 +29,8 @@ CREDENTIALS = (
     "TWITTER_ACCESS_TOKEN",
     "TWITTER_ACCESS_TOKEN_SECRET",
 )
+DRY_RUN_DATABASE = "bot.dry-run.sqlite3"  # DRY_RUN's database when DATABASE_PATH is not set
+NEAR_MISS = 0.8  # difflib's ratio above which a name is taken for a misspelt setting
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -92,6 +96,8 @@ class Settings:
     log_format: str = "text"
     shutdown_grace: float = 10.0
     parse_processes: int = 0
+    # what looked wrong but was not an error (a setting's name misspelt): said at start-up
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:  # never print secrets
         shown = []
@@ -111,16 +117,19 @@ class Settings:
                  require_credentials: bool = True) -> Settings:
         reader = _Reader(env)
         d = cls()
+        dry_run = reader.get("DRY_RUN", _bool, d.dry_run)
         values: dict[str, Any] = dict(
             feed_urls=tuple(reader.get("FEED_URLS", _feed_urls, ())),
-            database_path=reader.get("DATABASE_PATH", _nonempty, d.database_path),
+            # a dry run keeps its own database: trying never changes what a real run does later
+            database_path=reader.get("DATABASE_PATH", _nonempty,
+                                     DRY_RUN_DATABASE if dry_run else d.database_path),
             poll_interval=reader.get("POLL_INTERVAL", _duration(0, 7 * DAY), d.poll_interval),
             twitter_api_base_url=reader.get("TWITTER_API_BASE_URL", _base_url,
                                             d.twitter_api_base_url),
             tweet_template=reader.get("TWEET_TEMPLATE", _template, d.tweet_template),
             hashtags=reader.get("HASHTAGS", _hashtags, d.hashtags),
             mentions=reader.get("MENTIONS", mentions_mode, d.mentions),
-            dry_run=reader.get("DRY_RUN", _bool, d.dry_run),
+            dry_run=dry_run,
             backfill=reader.get("BACKFILL", _count(0, 1000), d.backfill),
             max_concurrent_posts=reader.get("MAX_CONCURRENT_POSTS", _count(1, 100),
                                             d.max_concurrent_posts),
@@ -145,7 +154,8 @@ class Settings:
             parse_processes=reader.get("PARSE_PROCESSES", _count(0, 64), d.parse_processes),
         )
         for name in CREDENTIALS:
-            values[name.lower()] = env.get(name, "").strip()
+            values[name.lower()] = reader.get(name, str.strip, "")
+        values["warnings"] = tuple(_unknown_settings(env, reader.asked))
         if feed_urls_file := reader.get("FEED_URLS_FILE", _nonempty, ""):
             listed = _feed_urls_file(feed_urls_file, reader)
             values["feed_urls"] = tuple(dict.fromkeys((*values["feed_urls"], *listed)))
@@ -157,16 +167,20 @@ class Settings:
                 "(separated by commas, spaces or newlines), e.g. "
                 "FEED_URLS=https://blog.example.org/feed.xml, or FEED_URLS_FILE to a file "
                 "of them (one per line, or OPML), or add one with "
-                "`python -m bot feeds add URL`"
+                f"`{command()} feeds add URL`"
             )
         if require_credentials and not settings.dry_run and not settings.has_credentials:
             missing = [n for n in CREDENTIALS if not values[n.lower()]]
+            near = [f"{other} is set: did you mean {name}?"
+                    for other, name in _near_misses(env, reader.asked) if name in missing]
             problems.append(
                 f"{', '.join(missing)}: missing. Posting needs the four OAuth 1.0a values "
                 "from the X developer portal (API Key, API Key Secret, Access Token, "
                 "Access Token Secret); or set DRY_RUN=1 to try the bot without posting"
+                + (f" ({'; '.join(near)})" if near else "")
             )
-        if problems:
+        if problems:  # a misspelt name may be why: say those too
+            problems += [f"(and: {warning})" for warning in settings.warnings]
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
         return settings
 
@@ -176,8 +190,10 @@ class _Reader:
         self.env = env
         self.problems: list[str] = []
         self.bad: set[str] = set()
+        self.asked: set[str] = set()  # every setting's name: what is not one is reported
 
     def get(self, name: str, convert: Callable[[str], T], default: T) -> T:
+        self.asked.add(name)
         raw = self.env.get(name)
         if raw is None or (raw.strip() == "" and convert is not _template):
             return default
@@ -187,6 +203,38 @@ class _Reader:
             self.bad.add(name)
             self.problems.append(f"{name}={raw!r}: {exc}")
             return default
+
+
+class Environment(dict[str, str]):
+    """The settings' source: the process environment over a ``.env`` file's values, which
+    remembers the names that came from the file (a misspelt one there is surely a mistake)."""
+
+    def __init__(self, values: Mapping[str, str], dotenv_keys: Iterable[str] = ()) -> None:
+        super().__init__(values)
+        self.dotenv_keys = frozenset(dotenv_keys)
+
+
+def _unknown_settings(env: Mapping[str, str], names: set[str]) -> Iterator[str]:
+    """Warnings for the settings that are not: every unknown name in ``.env``, and a variable
+    of the environment that is close to a setting's name (``POLL_INTERVALL``, ``DRYRUN``)."""
+    dotenv_keys = getattr(env, "dotenv_keys", frozenset())
+    guesses = dict(_near_misses(env, names))
+    for key in sorted(env):
+        guess = guesses.get(key)
+        hint = f"; did you mean {guess}?" if guess else ""
+        if key in dotenv_keys and key not in names:
+            yield f"{key} (in .env) is not a setting, and is ignored{hint}"
+        elif guess and guess not in env:
+            yield f"{key} is not a setting, and is ignored{hint}"
+
+
+def _near_misses(env: Mapping[str, str], names: set[str]) -> Iterator[tuple[str, str]]:
+    """(variable, setting) for each variable set in ``env`` that is no setting but whose name
+    is close to one's."""
+    for key in env:
+        if key not in names:
+            for guess in difflib.get_close_matches(key, names, n=1, cutoff=NEAR_MISS):
+                yield key, guess
 
 
 def _feed_urls(raw: str) -> list[str]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.metrics import Metrics
-from bot.store import Post, Store, is_write_failure
+from bot.store import DRY_RUN_NOTE, Post, Store, is_write_failure
 from bot.twitter import Outcome
 
 log = logging.getLogger(__name__)
@@ -349,7 +349,7 @@ class Dispatcher:
                 await self._open_gate()
             note = "already on X (duplicate content)" if outcome.kind == "duplicate" else None
             if outcome.reason == "dry run":
-                note = "dry run: not posted"
+                note = DRY_RUN_NOTE
             await self.store.mark_sent(post, outcome.tweet_id, now, note)
             if outcome.reason == "dry run":
                 log.info("post_dry_run id=%d (recorded as handled, not posted)", post.id)
@@ -376,7 +376,9 @@ class Dispatcher:
             if self.gate.reason != outcome.kind:
                 log.error("posting_stopped reason=%s: %s; posts stay pending, retrying every %gs",
                           outcome.kind, what, self.auth_retry_interval)
-            await self._close_gate(now + self.auth_retry_interval, outcome.kind, what)
+            # posting_stopped (above) says it: the gate_closed line would say it twice
+            await self._close_gate(now + self.auth_retry_interval, outcome.kind, what,
+                                   quiet=self.gate.reason != outcome.kind)
             await self.store.mark_pending(post, 0, outcome.reason, refund_attempt=True)
         elif outcome.kind == "retry":
             if now - post.created_at >= self.max_post_age:
@@ -394,7 +396,8 @@ class Dispatcher:
             await self.store.mark_failed(post, outcome.reason)
             log.error("post_failed id=%d reason=%r", post.id, outcome.reason)
 
-    async def _close_gate(self, until: float, reason: str, detail: str) -> None:
+    async def _close_gate(self, until: float, reason: str, detail: str, *,
+                          quiet: bool = False) -> None:
         """Close the gate until ``until``, or keep it closed longer if it already is. When
         answers race (two posts in flight), the more serious reason is the one reported."""
         now = self.clock()
@@ -407,9 +410,13 @@ class Dispatcher:
             new_until, new_reason, new_detail = until, reason, detail
         if (new_until, new_reason) == (self.gate.until, self.gate.reason):
             return
+        # one line per state change: not again for a racing answer that says the same
+        news = (not self.gate.closed(now) or new_reason != self.gate.reason
+                or new_until - self.gate.until > 1.0)
         self.gate = Gate(new_until, new_reason, new_detail)
-        log.warning("gate_closed reason=%s until=%s detail=%r", new_reason, _iso(new_until),
-                    new_detail)
+        if news and not quiet:
+            log.warning("gate_closed reason=%s until=%s detail=%r", new_reason,
+                        _iso(new_until), new_detail)
         await self._persist_gate()
 
     async def _open_gate(self) -> None:

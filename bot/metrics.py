@@ -24,9 +24,13 @@ bot_info{version}                      gauge    always 1
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from bot import __version__
+
+# Every counter would also be exposed as a `_created` series (when it was made): noise for a
+# scrape, and twice the series. Prometheus needs none of it.
+disable_created_metrics()
 
 FEED_STATES = ("new", "ok", "failing", "paused", "gone")
 

@@ -146,7 +146,7 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
         raise FeedParseError(f"not a feed: the document is truncated ({exc})")
     if not d.entries:
         if not d.get("version") and _looks_like_html(body):
-            raise FeedParseError("not a feed: looks like an HTML page")
+            raise FeedParseError(_html_page_error(body, url, content_type))
         if exc is not None and not isinstance(exc, ThingsNobodyCaresAboutButMe):
             raise FeedParseError(f"not a feed: {exc or type(exc).__name__}")
         if not d.get("version") and not feed.get("title"):
@@ -158,6 +158,16 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     return ParsedFeed(title=title, link=feed_link,
                       entries=_unique(_each(d.entries, lambda e: _xml_entry(e, url, site, rss),
                                             lambda e: e.get("id"))))
+
+
+def _html_page_error(body: bytes, url: str, content_type: str | None) -> str:
+    """What to say of a web page where a feed was expected: the feed it names, if any."""
+    from bot.discover import choose, find_feed_links
+
+    chosen = choose(find_feed_links(body, url, content_type))
+    if chosen is None:
+        return "not a feed: looks like an HTML page"
+    return f"not a feed: looks like an HTML page, which names its feed: {chosen.url}"
 
 
 def _text(value: str | None, detail: Any, rss: bool, limit: int | None = None) -> str:

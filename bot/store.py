@@ -42,6 +42,7 @@ UNWRITABLE_LOG_EVERY = 60.0
 # with it, may a file that already holds tables be migrated.
 APPLICATION_ID = 0x46547774
 BOT_TABLES = frozenset({"feeds", "entries", "posts", "meta"})
+DRY_RUN_NOTE = "dry run: not posted"  # a dry run's "sent" posts carry it as their note
 POST_STATES = ("pending", "sending", "sent", "failed")
 # Seconds between writes of the deferred feed updates (a 304's bookkeeping). With 10,000 feeds
 # at 400 polls/s, every 1 s wrote ~330 of the feeds table's pages (1.3 MB of WAL) for 400 rows;
@@ -696,6 +697,12 @@ class Store:
         counts = dict.fromkeys(POST_STATES, 0)
         counts.update({r[0]: r[1] for r in rows})
         return counts
+
+    async def dry_run_posts(self) -> int:
+        """How many articles a dry run recorded as handled (sent, "dry run: not posted")."""
+        row = await self._fetchone(
+            "SELECT COUNT(*) FROM posts WHERE state = 'sent' AND last_error = ?", (DRY_RUN_NOTE,))
+        return int(row[0]) if row else 0
 
     async def sent_since(self, since: float) -> list[float]:
         """Times of the posts that went out on X since ``since``, oldest first (for the daily

@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 import aiohttp
 
 from bot.compose import Composed, compose_posts
-from bot.config import Settings
+from bot.config import DRY_RUN_DATABASE, Settings
 from bot.decide import Filters, decide
 from bot.dispatch import Dispatcher, Poster
 from bot.errors import ConfigError, FeedError, FeedGoneError
 from bot.feeds import Fetcher, FetchResult
+from bot.invocation import command
 from bot.metrics import Metrics
 from bot.models import Entry, ParsedFeed, storable, valid_text
 from bot.parse import parse_feed
@@ -66,6 +67,7 @@ class Worker:
         self._data_version: int | None = None
         self._stop = asyncio.Event()
         self.last_successful_poll: float | None = None
+        self.database_id: str | None = None  # shown by /healthz, compared by `status`
         self.started_at = clock()
 
     # -- start and stop ------------------------------------------------------------------
@@ -79,12 +81,13 @@ class Worker:
             log.info("feed_added url=%s first_poll=baseline backfill=%d", url, s.backfill)
         for url in dropped:
             log.info("feed_dropped url=%s reason=not_in_FEED_URLS history=kept", url)
+        self.database_id = await self.store.get_meta("database_id")
         await self._load_feeds()
         if not self.feeds:
             raise ConfigError(
                 "no feed to watch: set FEED_URLS "
                 "(e.g. FEED_URLS=https://blog.example.org/feed.xml) "
-                "or add one with `python -m bot feeds add URL`"
+                f"or add one with `{command()} feeds add URL`"
             )
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.feed_timeout),
@@ -109,6 +112,12 @@ class Worker:
             auth_retry_interval=s.auth_retry_interval, clock=self.clock, metrics=self.metrics,
         )
         await self.dispatcher.start()
+        if not s.dry_run and (handled := await self.store.dry_run_posts()):
+            log.warning("dry_run_history posts=%d database=%s: a dry run recorded these articles "
+                        "as handled without posting them, so this run will not tweet them. "
+                        "(A dry run keeps its own database, %s, unless DATABASE_PATH is set; "
+                        "point DATABASE_PATH at a new file to start afresh.)", handled,
+                        s.database_path, DRY_RUN_DATABASE)
         # What start-up built (modules, settings, the feed rows, the sessions) lives as long
         # as the process: move it out of the collector's way, so that a full collection walks
         # only what came later (bench/README.md: ~5% of a poll's CPU with 10,000 feeds).
@@ -287,7 +296,9 @@ class Worker:
                 self.store.defer_feed_update(feed.id, **values)  # written within 5 s
                 self._remember(feed, **values)
                 self.metrics.polls.labels("not_modified").inc()
-                log.debug("feed_polled url=%s status=304 new=0", feed.url)
+                # a dry run says so at INFO: someone is watching the terminal
+                log.log(logging.INFO if s.dry_run else logging.DEBUG,
+                        "feed_polled url=%s status=304 new=0%s", feed.url, self._next_in(feed))
                 self.last_successful_poll = self.clock()
                 return report
             loop = asyncio.get_running_loop()
@@ -346,9 +357,9 @@ class Worker:
                      "the newest N on a feed's first poll)")
         else:
             unpostable = sum(1 for item in items if item.error is not None)
-            log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d%s", feed.url,
-                     len(parsed.entries), len(post_ids), decision.filtered,
-                     f" unpostable={unpostable}" if unpostable else "")
+            log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d%s%s",
+                     feed.url, len(parsed.entries), len(post_ids), decision.filtered,
+                     f" unpostable={unpostable}" if unpostable else "", self._next_in(feed))
         return len(post_ids)
 
     async def _compose(self, feed: FeedRow, parsed: ParsedFeed,
@@ -398,10 +409,16 @@ class Worker:
         self.metrics.feed_errors.labels(feed.url).inc()
         if gone:
             log.warning("feed_gone url=%s: the server says 410 Gone; no longer polled "
-                        "(`bot feeds resume URL` to try again)", feed.url)
+                        "(`%s feeds resume URL` to try again)", feed.url, command())
         else:
             log.warning("feed_failed url=%s failures=%d retry_in=%.0fs error=%r", feed.url,
                         failures, delay, str(exc))
+
+    def _next_in(self, feed: FeedRow) -> str:
+        """`` next_poll_in=5m`` for a dry run's log (someone is watching), else nothing."""
+        if not self.settings.dry_run:
+            return ""
+        return f" next_poll_in={_span(feed.next_poll_at - self.clock())}"
 
     def _backoff(self, failures: int) -> float:
         s = self.settings
@@ -437,6 +454,7 @@ class Worker:
                   "posting_broken" if posting["posting_broken"] else "ok")
         body: dict[str, object] = {
             "status": status,
+            "database_id": self.database_id,
             "dry_run": self.settings.dry_run,
             "feeds": {"total": len(feeds), **states},
             "pending_posts": counts["pending"] + counts["sending"],
@@ -461,3 +479,12 @@ def _iso(ts: float | None) -> str | None:
     if not ts:
         return None
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _span(seconds: float) -> str:
+    """``45s``, ``5m``, ``2h``, ``3d``: a wait for a log line."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"

@@ -58,7 +58,7 @@ def fake_x_for_credentials(**kwargs: object) -> FakeX:
 def clean_environ() -> dict[str, str]:
     """The test runner's environment without any of the bot's settings."""
     drop = re.compile(r"^(FEED_|TWITTER_|DATABASE_|POLL_|TWEET_|DRY_RUN|BACKFILL|MAX_|HTTP_|"
-                      r"LOG_|HASHTAGS|AUTH_|POST_|SHUTDOWN_)")
+                      r"LOG_|HASHTAGS|AUTH_|POST_|SHUTDOWN_|MENTIONS|PARSE_PROCESSES)")
     return {k: v for k, v in os.environ.items() if not drop.match(k)}
 
 

@@ -66,7 +66,7 @@ async def test_poison_entries_never_hold_up_the_good_ones(
     await bot.wait_for(r"feed_baselined .*homeless", timeout=20)
     await bot.wait_for(r"feed_baselined .*poison", timeout=20)
 
-    homeless = [{"id": "huge", "url": HUGE, "title": "Nowhere to link"},
+    homeless = [{"id": "huge", "url": HUGE + "y", "title": "Nowhere to link"},
                 {"id": "fine", "url": "https://blog.example/fine", "title": "Fine post"}]
     feed_server.serve_bytes("/homeless.json", json_feed(OLD + homeless, home=None),
                             "application/feed+json")

@@ -335,6 +335,10 @@ async def test_broken_credentials_keep_posts_pending_until_fixed(
     assert len(fx.requests) <= 3 + broken_for / 1.0 + 1, len(fx.requests)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1, "one ERROR when posting stops, not one per probe"
+    # the first answer is one state change, said once (posting_stopped, no gate_closed too)
+    first = [r.getMessage().split()[0] for r in caplog.records if r.created <= start + 1.0
+             and r.getMessage().startswith(("posting_stopped", "gate_closed"))]
+    assert first == ["posting_stopped"], first
     message = errors[0].getMessage()
     if kind == "auth":
         assert "TWITTER_ACCESS_TOKEN" in message and "read+write" in message

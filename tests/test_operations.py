@@ -38,7 +38,7 @@ async def test_a_second_run_on_the_same_database_is_refused_and_the_first_goes_o
         bots.append(second)
         assert await second.wait(20) == 3
         assert second.output.strip() == (
-            f"bot: another bot is running on DATABASE_PATH={db} (pid {pid}): one service per "
+            f"feed-tweeter: another bot is running on DATABASE_PATH={db} (pid {pid}): one service per "
             "database. Stop it first, or give this one its own DATABASE_PATH")
     once = await BotProcess(bot_env(db, [blog.url], fake_x), tmp_path,
                             args=("run", "--once")).start()
@@ -195,7 +195,8 @@ def test_a_read_only_database_or_folder_says_so(what: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bot-ro-", dir="/tmp"))  # nobody can reach it
     try:
         db = folder / "bot.sqlite3"
-        made = run_bot(folder, {"DATABASE_PATH": str(db)}, "feeds", "add", "https://a.example/f")
+        made = run_bot(folder, {"DATABASE_PATH": str(db)}, "feeds", "add", "https://a.example/f",
+                       "--no-check")
         assert made.returncode == 0, made
         folder.chmod(0o755)  # nobody may read it, not write in it
         db.chmod(0o644)

@@ -86,6 +86,7 @@ async def test_metrics_health_and_json_logs_of_a_running_service(
     assert value(found, "bot_info", version=__import__("bot").__version__) == 1
     status, raw = await bot.get("/metrics")
     assert "# HELP bot_posts_total" in raw and "# TYPE bot_posts_total counter" in raw
+    assert "_created" not in raw  # no second series per counter
 
     status, health = await bot.healthz()
     assert status == 200
