@@ -38,8 +38,8 @@ async def test_a_second_run_on_the_same_database_is_refused_and_the_first_goes_o
         bots.append(second)
         assert await second.wait(20) == 3
         assert second.output.strip() == (
-            f"feed-tweeter: another bot is running on DATABASE_PATH={db} (pid {pid}): one service per "
-            "database. Stop it first, or give this one its own DATABASE_PATH")
+            f"feed-tweeter: another bot is running on DATABASE_PATH={db} (pid {pid}): one "
+            "service per database. Stop it first, or give this one its own DATABASE_PATH")
     once = await BotProcess(bot_env(db, [blog.url], fake_x), tmp_path,
                             args=("run", "--once")).start()
     bots.append(once)
