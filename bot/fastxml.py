@@ -10,8 +10,11 @@ so the entries are identical by construction, wherever the fast path answers at 
 It answers only for documents it can read exactly like feedparser's strict parser does:
 well-formed UTF-8 (or ASCII) RSS 2.0/0.9x, RSS 1.0 (RDF) and Atom 1.0, no DOCTYPE, no
 element it does not know to be harmless for those keys. For anything else it returns None
-and the caller uses feedparser, as today: so an odd feed is never read differently, only
-more slowly. ``bench.parsing`` checks the equality on every corpus file; see bench/README.md.
+and the caller uses feedparser: so an odd feed is never read differently, only more slowly.
+tests/test_fastpaths.py (and ``python -m bench.fastxml_check``) hold the two paths to equal
+results on every corpus file and on mutated copies of the feeds read here. The feedparser
+internals this module calls or mirrors all come from :mod:`bot.feedparser_compat`, which
+records the feedparser version and handlers it was checked against.
 """
 
 from __future__ import annotations
@@ -20,10 +23,19 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from feedparser.datetimes import _parse_date
-from feedparser.encodings import convert_to_utf8
-from feedparser.mixin import _cp1252, _FeedParserMixin
-from feedparser.urls import _urljoin, make_safe_absolute_uri
+from feedparser import FeedParserDict
+
+from bot.feedparser_compat import (
+    CP1252,
+    NAMESPACES,
+    convert_to_utf8,
+    handler_keys,
+    looks_like_html,
+    make_safe_absolute_uri,
+    map_content_type,
+    parse_date,
+    urljoin,
+)
 
 ATOM = "http://www.w3.org/2005/Atom"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -33,27 +45,16 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 XML_BASE = f"{{{XML_NS}}}base"
 
 # feedparser's namespace URI -> standard prefix ('' for the core formats)
-_MATCH = {k.lower(): v for k, v in _FeedParserMixin.namespaces.items()}
+_MATCH = {k.lower(): v for k, v in NAMESPACES.items()}
 _XMLNS = re.compile(rb"""xmlns(?::([A-Za-z_][\w.-]*))?\s*=\s*["']([^"']*)["']""")
 _C1 = re.compile("[\x80-\x9f]")
 _XML_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)""")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 _HTML_TYPES = {"application/xhtml+xml", "text/html"}
-_looks_like_html = _FeedParserMixin.looks_like_html
-_map_type = _FeedParserMixin.map_content_type
-
-
-def _handler_keys() -> frozenset[str]:
-    from feedparser.api import StrictFeedParser
-
-    return frozenset(n.split("_", 2)[2] if n.startswith("_end_") else n[len("_start_"):]
-                     for n in dir(StrictFeedParser)
-                     if n.startswith(("_start_", "_end_")))
-
-
-_HANDLED = _handler_keys()
+_HANDLED = handler_keys()  # elements feedparser has a _start_ or _end_ handler for
 # handlers that touch none of the keys the bot reads (title, summary_detail, content, dates,
-# author, tags, id, links, link, guidislink); checked in feedparser 6.0 by reading them
+# author, tags, id, links, link, guidislink), by reading them in the feedparser recorded in
+# bot.feedparser_compat (CHECKED_HANDLERS)
 _HARMLESS_HANDLERS = frozenset({
     "enclosure", "comments", "itunes_image", "itunes_link", "itunes_duration",
     "itunes_explicit", "itunes_subtitle", "itunes_block", "media_content",
@@ -99,14 +100,14 @@ def _value(text: str | None, *, resolve: str | None = None) -> str:
     """What feedparser's ``pop()`` makes of an element's text (strict parser, utf-8)."""
     out = (text or "").strip()
     if resolve is not None and out:
-        out = _urljoin(resolve, out)
+        out = urljoin(resolve, out)
     if not out.isascii():  # (both steps leave ASCII alone)
         try:  # feedparser's repair of UTF-8 read as ISO-8859-1
             out = out.encode("iso-8859-1").decode("utf-8")
         except (UnicodeEncodeError, UnicodeDecodeError):
             pass
         if _C1.search(out):  # str.translate is slow: only when there is something to map
-            out = out.translate(_cp1252)
+            out = out.translate(CP1252)
     return out
 
 
@@ -274,7 +275,7 @@ class _Reader:
         def walk(el: ET.Element) -> None:
             nonlocal base
             new = el.get(XML_BASE) or base
-            base = (make_safe_absolute_uri(base, new) or base) if base else _urljoin(base, new)
+            base = (make_safe_absolute_uri(base, new) or base) if base else urljoin(base, new)
             stack.append(base)
             start[el] = base
             for child in el:
@@ -373,7 +374,7 @@ class _Reader:
                 self._image_titles(child, depth + 1)
 
     def _type(self, el: ET.Element, default: str) -> str:
-        kind = _map_type(el.get("type", default).lower())
+        kind = map_content_type(el.get("type", default).lower())
         if kind in ("application/xhtml+xml",) or el.get("mode") == "base64":
             raise Unsupported("xhtml or base64 content")
         if not (kind.startswith("text/") or kind.endswith(("+xml", "/xml"))):
@@ -398,14 +399,14 @@ class _Reader:
             attrs.pop("uri", None)
             attrs["href"] = href
         if "href" in attrs:
-            attrs["href"] = _urljoin(self.sb(el), attrs["href"])
+            attrs["href"] = urljoin(self.sb(el), attrs["href"])
         if len(el):
             raise Unsupported("elements inside a link")
         links = entry.setdefault("links", []) if entry is not None else None
         if links is not None:
             links.append(attrs)
         if "href" in attrs:
-            html = attrs["rel"] == "alternate" and _map_type(attrs["type"]) in _HTML_TYPES
+            html = attrs["rel"] == "alternate" and map_content_type(attrs["type"]) in _HTML_TYPES
             if html:
                 if entry is not None:
                     entry["link"] = attrs["href"]
@@ -484,7 +485,7 @@ class _Reader:
                 default = "text/html" if key != "summary" else "text/plain"
                 kind = self._type(child, default)
                 value = _value(child.text)
-                if kind == "text/plain" and not atom and _looks_like_html(value):
+                if kind == "text/plain" and not atom and looks_like_html(value):
                     kind = "text/html"
                 e["summary"] = value
                 e["summary_detail"] = {"type": kind, "value": value}
@@ -494,7 +495,7 @@ class _Reader:
                 if child.get("src"):
                     raise Unsupported("content with src")
                 value = _value(child.text)
-                if kind == "text/plain" and not atom and _looks_like_html(value):
+                if kind == "text/plain" and not atom and looks_like_html(value):
                     kind = "text/html"
                 e.setdefault("content", []).append({"type": kind, "value": value})
                 if kind in ("text/plain", "text/html", "application/xhtml+xml"):
@@ -512,10 +513,10 @@ class _Reader:
                     e.setdefault("link", value)
             elif key in ("pubdate", "published", "issued", "dcterms_issued"):
                 e["published"] = value = _value(child.text)
-                e["published_parsed"] = _parse_date(value)
+                e["published_parsed"] = parse_date(value)
             elif key in ("updated", "modified", "dc_date", "dcterms_modified"):
                 e["updated"] = value = _value(child.text)
-                e["updated_parsed"] = _parse_date(value)
+                e["updated_parsed"] = parse_date(value)
             elif key in ("category", "dc_subject"):
                 attrs = self._attrs(child)
                 self._add_tag(tags, attrs.get("term"), attrs.get("scheme", attrs.get("domain")),
@@ -559,7 +560,7 @@ class _Reader:
         kind = self._type(el, "text/plain")
         value = _value(el.text)
         if kind == "text/plain" and not self.version.startswith("atom") and \
-                _looks_like_html(value):
+                looks_like_html(value):
             kind = "text/html"
         return kind, value
 
@@ -665,8 +666,6 @@ def _split_author(author: str) -> tuple[str, str | None]:
 def feedparser_result(body: bytes, content_type: str | None) -> Any:
     """A :class:`feedparser.FeedParserDict` for ``bot.parse._parse_xml``, or None (then use
     feedparser). A document without entries goes to feedparser, whose errors the bot reports."""
-    from feedparser.util import FeedParserDict
-
     d = parse(body, content_type)
     if d is None or not d["entries"]:
         return None

@@ -20,33 +20,24 @@ import pytest
 
 from bot import fastxml
 from bot import parse as parse_module
-from bot.errors import FeedParseError
 from bot.models import ParsedFeed
 from bot.parse import SUMMARY_MAX, parse_feed, shorten
 from tests.conftest import NO_SHARED as SHARED_ABSENT
 from tests.conftest import SHARED_FEEDS, corpus_files
+from tests.feedcompare import mutate, parsed
 
 NO_SHARED = pytest.mark.skipif(not SHARED_FEEDS.is_dir(), reason=SHARED_ABSENT)
-
-
-def parsed(body: bytes, url: str, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> object:
-    monkeypatch.setattr(parse_module, "FAST_PATH", fast)
-    try:
-        return parse_feed(body, url)
-    except FeedParseError as exc:
-        return ("error", str(exc))
 
 
 # --------------------------------------------------------------------------- fast XML
 
 @NO_SHARED
-def test_fast_xml_reads_every_corpus_file_like_feedparser(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_xml_reads_every_corpus_file_like_feedparser() -> None:
     on_fast_path = []
     for path in corpus_files():
         body, url = path.read_bytes(), f"https://example.org/feeds/{path.name}"
-        slow = parsed(body, url, fast=False, monkeypatch=monkeypatch)
-        assert parsed(body, url, fast=True, monkeypatch=monkeypatch) == slow, path.name
+        slow = parsed(body, url, fast=False)
+        assert parsed(body, url, fast=True) == slow, path.name
         if fastxml.parse(body, parse_module._content_type(body, None)) is not None:
             on_fast_path.append(path.name)
     # the ordinary feeds, legacy encodings included, take the fast path
@@ -56,9 +47,7 @@ def test_fast_xml_reads_every_corpus_file_like_feedparser(
 
 
 @NO_SHARED
-def test_fast_xml_reads_mutated_feeds_like_feedparser(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.fastxml_check import mutate
-
+def test_fast_xml_reads_mutated_feeds_like_feedparser() -> None:
     rng = random.Random(7)
     readable = [p for p in corpus_files()
                 if fastxml.parse(b := p.read_bytes(), parse_module._content_type(b, None))]
@@ -66,8 +55,8 @@ def test_fast_xml_reads_mutated_feeds_like_feedparser(monkeypatch: pytest.Monkey
         path = rng.choice(readable)
         body = mutate(path.read_bytes(), rng)
         url = f"https://example.org/feeds/{path.name}"
-        assert parsed(body, url, fast=True, monkeypatch=monkeypatch) == \
-            parsed(body, url, fast=False, monkeypatch=monkeypatch), f"mutation {i} of {path.name}"
+        assert parsed(body, url, fast=True) == parsed(body, url, fast=False), \
+            f"mutation {i} of {path.name}"
 
 
 def test_a_windows_1251_feed_is_read_on_the_fast_path() -> None:
@@ -221,31 +210,29 @@ DOCS = {"rss": rss_doc, "atom": atom_doc, "rdf": rdf_doc}
 TITLE_ORDERS = [order for n in (1, 2, 3) for order in itertools.permutations(TITLES, n)]
 
 
-def both_paths(body: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+def both_paths(body: bytes) -> tuple[object, object]:
+    """(fast path, feedparser only) answers of ``parse_feed``."""
     url = "https://example.org/feed"
-    return (parsed(body, url, fast=True, monkeypatch=monkeypatch),
-            parsed(body, url, fast=False, monkeypatch=monkeypatch))
+    return parsed(body, url, fast=True), parsed(body, url, fast=False)
 
 
 @pytest.mark.parametrize("kind", sorted(DOCS))
-def test_entry_titles_in_every_order_read_alike_on_both_paths(
-        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entry_titles_in_every_order_read_alike_on_both_paths(kind: str) -> None:
     on_fast_path = 0
     for order in TITLE_ORDERS:
         for linked in (True, False):  # without a link or guid, the id is a hash of the title
             body = DOCS[kind]("".join(TITLES[t] for t in order), linked=linked)
-            fast, slow = both_paths(body, monkeypatch)
+            fast, slow = both_paths(body)
             assert fast == slow, (kind, order, linked)
             on_fast_path += fastxml.parse(body, "application/xml") is not None
     assert on_fast_path == 2 * len(TITLE_ORDERS)  # all of them, without falling back
 
 
 @pytest.mark.parametrize("kind", sorted(DOCS))
-def test_feed_titles_in_every_order_read_alike_on_both_paths(
-        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_feed_titles_in_every_order_read_alike_on_both_paths(kind: str) -> None:
     for order in TITLE_ORDERS:
         body = DOCS[kind]("<title>Post</title>", "".join(TITLES[t] for t in order))
-        fast, slow = both_paths(body, monkeypatch)
+        fast, slow = both_paths(body)
         assert fast == slow, (kind, order)
         assert fastxml.parse(body, "application/xml") is not None
 
@@ -263,23 +250,22 @@ def test_feed_titles_in_every_order_read_alike_on_both_paths(
     (("group",), "Group title"),
     (("html",), "Tom & <b>Jerry</b>"),  # an escaped-HTML title: its text, decoded once
 ])
-def test_which_title_an_entry_gets(order: tuple[str, ...], title: str,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_which_title_an_entry_gets(order: tuple[str, ...], title: str) -> None:
     for doc in DOCS.values():
         body = doc("".join(TITLES[t] for t in order), linked=False)
         for fast in (True, False):
-            feed = parsed(body, "https://example.org/feed", fast=fast, monkeypatch=monkeypatch)
+            feed = parsed(body, "https://example.org/feed", fast=fast)
             assert isinstance(feed, ParsedFeed)
             assert feed.entries[0].title == title
 
 
-def test_title_types_follow_the_element_that_set_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_title_types_follow_the_element_that_set_them() -> None:
     # feedparser keeps the first media:title's value but takes the later one's type: the
     # value is then read as HTML ("&lt;" decoded), on both paths
     item = ("<media:title>a &amp;lt;b&amp;gt;</media:title><media:group>"
             "<media:title type='html'>x</media:title></media:group>")
     for doc in DOCS.values():
-        fast, slow = both_paths(doc(item, linked=False), monkeypatch)
+        fast, slow = both_paths(doc(item, linked=False))
         assert fast == slow
         assert isinstance(fast, ParsedFeed) and fast.entries[0].title == "a <b>"
 
@@ -306,8 +292,7 @@ def escape_xml(text: str) -> str:
 
 
 @pytest.mark.parametrize(("markup", "text"), COMMENTED)
-def test_html_comments_never_reach_the_text(markup: str, text: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_html_comments_never_reach_the_text(markup: str, text: str) -> None:
     assert parse_module._html_to_text_parser(markup, None) == text
     assert fast_text(markup, None) in (None, text)
     for wrap in (escape_xml, lambda m: f"<![CDATA[{m}]]>"):
@@ -320,7 +305,7 @@ def test_html_comments_never_reach_the_text(markup: str, text: str,
                      body=f"<content type='html'>{value}</content>"),
         ]
         for body in bodies:
-            fast, slow = both_paths(body, monkeypatch)
+            fast, slow = both_paths(body)
             assert fast == slow, (markup, body)
             assert isinstance(fast, ParsedFeed)
             entry = fast.entries[0]
@@ -348,11 +333,10 @@ def test_a_comment_across_the_parser_s_chunks_is_still_a_comment() -> None:
     ("Fish &amp; Chips &lt;3", "Fish & Chips <3"),
     ("a &amp;copy b", "a &copy b"),
 ])
-def test_a_plain_text_atom_title_is_decoded_once(title: str, text: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plain_text_atom_title_is_decoded_once(title: str, text: str) -> None:
     for attr in (' type="text"', ""):
         fast, slow = both_paths(atom_doc(f"<title{attr}>{title}</title>",
-                                         f"<title{attr}>{title}</title>"), monkeypatch)
+                                         f"<title{attr}>{title}</title>"))
         assert fast == slow
         assert isinstance(fast, ParsedFeed)
         assert (fast.title, fast.entries[0].title) == (text, text)
@@ -365,8 +349,7 @@ def test_a_plain_text_atom_title_is_decoded_once(title: str, text: str,
     # ... and one that does not (an unknown entity) is plain text, shown as it is
     ("AT&amp;amp;T &amp;nosuch;", "AT&amp;T &nosuch;"),
 ])
-def test_an_rss_title_is_decoded_by_feedparser_s_rules(title: str, text: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    fast, slow = both_paths(rss_doc(f"<title>{title}</title>"), monkeypatch)
+def test_an_rss_title_is_decoded_by_feedparser_s_rules(title: str, text: str) -> None:
+    fast, slow = both_paths(rss_doc(f"<title>{title}</title>"))
     assert fast == slow
     assert isinstance(fast, ParsedFeed) and fast.entries[0].title == text
