@@ -1,29 +1,30 @@
-"""Background posting: one task per post, a bounded number in flight, one gate for all.
+"""Durable queue -> bounded background tasks -> X's answer -> the post's next state.
 
-The queue is durable: pending posts live in SQLite. A pump task claims the posts that are
-due (pending -> sending, committed; one trip to the database per pass) and hands each to its
-own background task; polling never awaits any of this, it only calls
-:meth:`Dispatcher.wake`. Every task's exception reaches a handler that logs it; strong
-references are kept until a task ends.
+Pending posts live in SQLite. A pump task claims those that are due (pending -> sending,
+committed; one trip to the database per pass) and hands each to its own task in a bounded
+:class:`~bot.pool.TaskPool`; polling never awaits this, it only calls :meth:`Dispatcher.wake`.
+No request is made while the posting gate (:mod:`bot.gate`) is closed; when it reopens after
+a wall X put up, one post at a time probes it until X accepts one.
 
-The gate closes for everyone when X says 429 (until the reset its headers name), when the
-credentials are rejected (401) or the credits are spent (402), and when the bot's own daily
-budget (``MAX_POSTS_PER_DAY``) is used up. While it is closed no post request is made. When
-it reopens after a wall X put up, one post at a time probes it until X accepts one; then the
-usual concurrency resumes. The gate is written to SQLite before the post that closed it is
-put back, so a restart does not walk into the same wall.
+A post's life (:class:`~bot.models.PostState`): ``pending`` -> ``sending`` -> ``sent`` or
+``failed``; anything X did not confirm goes back to ``pending``, now or at the next start.
+X's answer (an :class:`~bot.twitter.Outcome`) decides which:
 
-A post's life: ``pending`` -> ``sending`` (claimed, committed before the call) -> ``sent``
-or ``failed``; anything X did not confirm goes back to ``pending``. An ambiguous attempt (the
-connection cut after the request left, a timeout, a kill) is retried, and X's
-duplicate-content 403 then settles it as sent.
+sent, duplicate  ``sent`` (the duplicate-content 403 settles an ambiguous earlier attempt)
+rate_limited     ``pending``, attempt refunded; the gate closes until the reset X names
+auth, credits    ``pending``, attempt refunded; the gate closes, probed every
+                 ``auth_retry_interval`` seconds
+retry            ``pending`` after a backoff, or ``failed`` once the post is ``max_post_age`` old
+failed           ``failed`` with X's reason
+
+An ambiguous attempt (the connection cut after the request left, a timeout, a kill) is
+retried, and X's duplicate-content 403 then settles it as sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -31,21 +32,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.gate import DAY, GATE_KEY, MAX_GATE, Gate, Gatekeeper, GateReason
 from bot.metrics import Metrics
+from bot.models import PostState
+from bot.pool import TaskPool
 from bot.store import DRY_RUN_NOTE, Post, Store, is_write_failure
-from bot.twitter import Outcome
+from bot.times import iso
+from bot.twitter import BROKEN_HELP, DRY_RUN_REASON, Outcome, OutcomeKind
+
+__all__ = ["DAY", "GATE_KEY", "MAX_GATE", "Backoff", "Dispatcher", "Gate", "GateReason",
+           "Poster"]
 
 log = logging.getLogger(__name__)
 
-GATE_KEY = "gate"
-DAY = 86400.0
-# No wall X names is longer than its 24-hour window; a reset further away than this is a
-# garbled header (milliseconds, a wrong clock), and we would rather probe again.
-MAX_GATE = DAY + 900.0
 PUMP_ERROR_PAUSE = 5.0  # after an unexpected error in the pump (e.g. the disk is full)
 # Another process may change the queue (`bot posts retry`): look at SQLite at least this often.
 IDLE_RECHECK = 15.0
-_SEVERITY = {"": 0, "daily_budget": 1, "rate_limited": 2, "credits": 3, "auth": 4}
 
 
 class Poster(Protocol):
@@ -64,43 +66,15 @@ class Backoff:
         return min(self.cap, raw * (0.75 + 0.5 * rng.random()))
 
 
-@dataclass(slots=True)
-class Gate:
-    until: float = 0.0
-    reason: str = ""  # "rate_limited", "auth", "credits", "daily_budget" or ""
-    detail: str = ""
-
-    def closed(self, now: float) -> bool:
-        return now < self.until
-
-    def to_json(self) -> str:
-        return json.dumps({"until": self.until, "reason": self.reason, "detail": self.detail})
-
-    @classmethod
-    def from_json(cls, raw: str | None) -> Gate:
-        try:
-            data = json.loads(raw) if raw else {}
-            return cls(float(data.get("until", 0)), str(data.get("reason", "")),
-                       str(data.get("detail", "")))
-        except (ValueError, TypeError, AttributeError):
-            return cls()
-
-
 class Dispatcher:
-    def __init__(
-        self,
-        store: Store,
-        client: Poster,
-        *,
-        max_concurrent: int = 4,
-        max_post_age: float = DAY,
-        max_per_day: int | None = None,
-        auth_retry_interval: float = 300.0,
-        backoff: Backoff = Backoff(),
-        clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
+    """Sends the posts of the durable queue to one destination: :meth:`start`, :meth:`wake`
+    after new posts are recorded, :meth:`close` at shutdown; :meth:`drain` for burst mode."""
+
+    def __init__(self, store: Store, client: Poster, *, max_concurrent: int = 4,
+                 max_post_age: float = DAY, max_per_day: int | None = None,
+                 auth_retry_interval: float = 300.0, backoff: Backoff = Backoff(),
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
         self.client = client
         self.max_concurrent = max_concurrent
@@ -111,11 +85,12 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
-        self.gate = Gate()
-        self._gate_strikes = 0  # consecutive 429s without a usable reset header
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._settling: set[asyncio.Task[None]] = set()
+        self.gatekeeper = Gatekeeper(store, clock=clock, max_per_day=max_per_day,
+                                     backoff=lambda strikes: self.backoff.delay(strikes, self.rng))
         self._wake = asyncio.Event()
+        # post id -> its task; a task leaving the pool wakes the pump (a slot is free)
+        self._pool: TaskPool[int] = TaskPool(max_concurrent, on_error=_log_task_exception,
+                                             on_done=self._wake.set)
         self._pass_done = asyncio.Event()
         self._passes_started = 0
         self._passes_done = 0
@@ -124,40 +99,29 @@ class Dispatcher:
         # post id -> the post (as claimed) whose outcome could not be written
         self._unrecorded: dict[int, Post] = {}
 
+    @property
+    def gate(self) -> Gate:
+        return self.gatekeeper.gate
+
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         requeued = await self.store.requeue_interrupted()
         if requeued:
             log.warning("posts_requeued count=%d reason=interrupted_while_sending", requeued)
-        self.gate = Gate.from_json(await self.store.get_meta(GATE_KEY))
-        now = self.clock()
-        if self.gate.until > now + MAX_GATE:
-            self.gate.until = now + MAX_GATE
-        if self.gate.reason == "daily_budget":
-            # ours, not X's: recomputed from the posts sent (MAX_POSTS_PER_DAY may have changed)
-            self.gate = Gate()
-        elif self.gate.reason in ("auth", "credits"):
-            # Settings are read at start: a restart may bring fixed credentials, so probe
-            # with one post now rather than at the end of the slow retry interval.
-            self.gate.until = 0.0
-            log.error("posting_stopped reason=%s (from before the restart): %s; probing "
-                      "with one post", self.gate.reason, self.gate.detail)
-        elif self.gate.closed(now):
-            log.warning("gate_closed reason=%s until=%s (from before the restart)",
-                        self.gate.reason, _iso(self.gate.until))
-        pending = (await self.store.post_counts())["pending"]
+        await self.gatekeeper.load()
+        pending = (await self.store.post_counts())[PostState.PENDING]
         if pending:
             log.info("posts_resumed pending=%d", pending)
         self._pump = asyncio.create_task(self._run_pump(), name="dispatch-pump")
-        self._pump.add_done_callback(_log_task_exception)
+        self._pump.add_done_callback(_log_pump_exception)
 
     def wake(self) -> None:
         self._wake.set()
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        return len(self._pool)
 
     async def close(self, grace: float = 10.0) -> None:
         """Stop taking posts; give those in flight up to ``grace`` seconds, then cancel
@@ -167,18 +131,11 @@ class Dispatcher:
         if self._pump is not None:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
-        tasks = list(self._in_flight.values())
-        if tasks:
-            log.info("shutdown_waiting_for_posts in_flight=%d grace=%gs", len(tasks), grace)
-            _, still = await asyncio.wait(tasks, timeout=grace)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.gather(*still, return_exceptions=True)
-                log.warning("shutdown_posts_interrupted count=%d (kept pending)", len(still))
+        if self._pool:
+            log.info("shutdown_waiting_for_posts in_flight=%d grace=%gs", len(self._pool), grace)
         # an answer that came in is written down, even if its task was cancelled meanwhile
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+        if interrupted := await self._pool.close(grace):
+            log.warning("shutdown_posts_interrupted count=%d (kept pending)", interrupted)
 
     async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Wait until nothing is due and nothing is in flight (tests, burst mode)."""
@@ -192,9 +149,9 @@ class Dispatcher:
                         return
                     self._pass_done.clear()
                     await self._pass_done.wait()
-                if not self._in_flight:
+                if not self._pool:
                     return
-                await asyncio.wait(list(self._in_flight.values()))
+                await self._pool.wait()
 
     # -- the pump ----------------------------------------------------------------------------
 
@@ -238,30 +195,25 @@ class Dispatcher:
         self.metrics.gate_seconds.set(max(0.0, self.gate.until - now))
         if self.gate.closed(now):
             return self.gate.until - now
-        if self.gate.reason == "daily_budget":  # our own limit: nothing to probe
-            await self._open_gate()
+        if self.gate.reason is GateReason.DAILY_BUDGET:  # our own limit: nothing to probe
+            await self.gatekeeper.open()
         free = self._free_slots()
         if free <= 0:
             return None
-        if self.max_per_day is not None:
-            sent = await self.store.sent_since(now - DAY)
-            room = self.max_per_day - len(sent) - len(self._in_flight)
-            if room <= 0:
-                # the oldest sends have to leave the 24-hour window to make room for one
-                must_expire = len(sent) + len(self._in_flight) - self.max_per_day + 1
-                if must_expire > len(sent):
-                    return None  # the budget is held by posts in flight: they wake us
-                if not await self.store.due_posts(now, 1):  # nothing waits for it yet
-                    due = await self.store.next_due_at()
-                    return None if due is None else max(0.05, due - self.clock())
-                await self._close_gate(sent[must_expire - 1] + DAY, "daily_budget",
-                                       f"MAX_POSTS_PER_DAY={self.max_per_day} reached")
-                return max(0.0, self.gate.until - self.clock())
-            free = min(free, room)
+        room, reopens_at = await self.gatekeeper.budget(now, len(self._pool))
+        if room <= 0:
+            if reopens_at is None:
+                return None  # the budget is held by posts in flight: they wake us
+            if not await self.store.due_posts(now, 1):  # nothing waits for it yet
+                due = await self.store.next_due_at()
+                return None if due is None else max(0.05, due - self.clock())
+            await self.gatekeeper.close_for_budget(reopens_at)
+            return max(0.0, self.gate.until - self.clock())
+        free = min(free, room)
         # one trip: claim what is due, count what is left (not post_counts(): that counts
         # every post ever sent), and when the next one is due
         claiming = asyncio.ensure_future(
-            self.store.claim_due(now, free, exclude=self._in_flight))
+            self.store.claim_due(now, free, exclude=self._pool.keys()))
         try:
             batch = await asyncio.shield(claiming)
         except asyncio.CancelledError:
@@ -274,7 +226,7 @@ class Dispatcher:
             raise
         for post in batch.claimed:
             # should the gate have closed meanwhile, the task puts the post back untried
-            self._spawn(post)
+            self._pool.spawn(post.id, self._send(post), name=f"post-{post.id}")
         self.metrics.pending.set(batch.pending)
         if self.gate.closed(self.clock()):
             return self.gate.until - self.clock()
@@ -286,15 +238,12 @@ class Dispatcher:
         return max(0.05, batch.next_due_at - self.clock())
 
     def _free_slots(self) -> int:
-        free = self.max_concurrent - len(self._in_flight)
+        free = self._pool.free
         if self.gate.reason:  # just past a wall X put up: one probe at a time until X says yes
-            free = min(free, 1 - len(self._in_flight))
+            free = min(free, 1 - len(self._pool))
         return free
 
-    def _spawn(self, post: Post) -> None:
-        task = asyncio.create_task(self._send(post), name=f"post-{post.id}")
-        self._in_flight[post.id] = task
-        task.add_done_callback(_log_task_exception)
+    # -- one post ----------------------------------------------------------------------------
 
     async def _send(self, post: Post) -> None:
         try:
@@ -311,15 +260,7 @@ class Dispatcher:
                                                              "interrupted by shutdown"))
                 raise
             # X answered: write that down even if a shutdown cancels us meanwhile.
-            settling = asyncio.create_task(self._settle(post, outcome), name=f"settle-{post.id}")
-            self._settling.add(settling)
-            settling.add_done_callback(self._settling.discard)
-            try:
-                await asyncio.shield(settling)
-            except asyncio.CancelledError:
-                if not settling.done():
-                    await asyncio.wait([settling])
-                raise
+            await self._pool.shield(self._settle(post, outcome), name=f"settle-{post.id}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -329,58 +270,41 @@ class Dispatcher:
                 log.exception("post_crashed id=%d", post.id)
                 with contextlib.suppress(Exception):
                     await self._settle(post, Outcome(
-                        "retry", reason=f"internal error: {type(exc).__name__}: {exc}"))
+                        OutcomeKind.RETRY, reason=f"internal error: {type(exc).__name__}: {exc}"))
                     return
             # Its outcome could not be written (the disk is full): it is still 'sending' in
             # the database. Once writing works again it goes back to pending and is sent
             # again; if X did take it, X's duplicate-content 403 settles it as sent.
             self._unrecorded[post.id] = post
-        finally:
-            self._in_flight.pop(post.id, None)
-            self._wake.set()
 
     async def _settle(self, post: Post, outcome: Outcome) -> None:
+        """Write down what X's answer means for this post (and for the gate)."""
         now = self.clock()
         attempt = post.attempts + 1
-        self.metrics.posts.labels(outcome.kind).inc()
-        if outcome.kind in ("sent", "duplicate"):
-            self._gate_strikes = 0
-            if self.gate.reason and not self.gate.closed(now):
-                await self._open_gate()
-            note = "already on X (duplicate content)" if outcome.kind == "duplicate" else None
-            if outcome.reason == "dry run":
+        kind = outcome.kind
+        self.metrics.posts.labels(kind).inc()
+        if kind in (OutcomeKind.SENT, OutcomeKind.DUPLICATE):  # -> sent
+            await self.gatekeeper.wall_gone(now, posted=True)
+            duplicate = kind is OutcomeKind.DUPLICATE
+            note = "already on X (duplicate content)" if duplicate else None
+            if outcome.reason == DRY_RUN_REASON:
                 note = DRY_RUN_NOTE
             await self.store.mark_sent(post, outcome.tweet_id, now, note)
-            if outcome.reason == "dry run":
+            if outcome.reason == DRY_RUN_REASON:
                 log.info("post_dry_run id=%d (recorded as handled, not posted)", post.id)
             else:
                 log.info("post_sent id=%d tweet_id=%s attempt=%d%s", post.id, outcome.tweet_id,
-                         attempt, " duplicate=1" if outcome.kind == "duplicate" else "")
-        elif outcome.kind == "rate_limited":
-            until = outcome.retry_at
-            if until is None or until <= now:
-                self._gate_strikes += 1
-                until = now + self.backoff.delay(self._gate_strikes, self.rng)
-            else:
-                self._gate_strikes = 0
-            await self._close_gate(min(until, now + MAX_GATE), "rate_limited", outcome.reason)
+                         attempt, " duplicate=1" if duplicate else "")
+        elif kind is OutcomeKind.RATE_LIMITED:  # -> pending, attempt refunded, gate closed
+            await self.gatekeeper.rate_limited(now, outcome.retry_at, outcome.reason)
             await self.store.mark_pending(post, 0, outcome.reason, refund_attempt=True)
             log.info("post_deferred id=%d reason=rate_limited until=%s", post.id,
-                     _iso(self.gate.until))
-        elif outcome.kind in ("auth", "credits"):
-            what = ("X rejected the credentials (401): check TWITTER_API_KEY, TWITTER_API_SECRET, "
-                    "TWITTER_ACCESS_TOKEN, TWITTER_ACCESS_TOKEN_SECRET and that the app has "
-                    "read+write permission" if outcome.kind == "auth" else
-                    "X says the account is out of credits (402): add credits in the developer "
-                    "portal")
-            if self.gate.reason != outcome.kind:
-                log.error("posting_stopped reason=%s: %s; posts stay pending, retrying every %gs",
-                          outcome.kind, what, self.auth_retry_interval)
-            # posting_stopped (above) says it: the gate_closed line would say it twice
-            await self._close_gate(now + self.auth_retry_interval, outcome.kind, what,
-                                   quiet=self.gate.reason != outcome.kind)
+                     iso(self.gate.until))
+        elif kind in (OutcomeKind.AUTH, OutcomeKind.CREDITS):  # -> pending, posting stopped
+            await self.gatekeeper.stop(GateReason(kind), BROKEN_HELP[kind],
+                                       self.auth_retry_interval)
             await self.store.mark_pending(post, 0, outcome.reason, refund_attempt=True)
-        elif outcome.kind == "retry":
+        elif kind is OutcomeKind.RETRY:  # -> pending after a backoff, or failed when too old
             if now - post.created_at >= self.max_post_age:
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
                 await self.store.mark_failed(post, reason)
@@ -391,68 +315,18 @@ class Dispatcher:
                 log.warning("post_retry id=%d attempt=%d in=%.1fs reason=%r", post.id, attempt,
                             delay, outcome.reason)
         else:  # failed: X read the request and refused this text; the wall, if any, is gone
-            if self.gate.reason and not self.gate.closed(now):
-                await self._open_gate()
+            await self.gatekeeper.wall_gone(now, posted=False)
             await self.store.mark_failed(post, outcome.reason)
             log.error("post_failed id=%d reason=%r", post.id, outcome.reason)
 
-    async def _close_gate(self, until: float, reason: str, detail: str, *,
-                          quiet: bool = False) -> None:
-        """Close the gate until ``until``, or keep it closed longer if it already is. When
-        answers race (two posts in flight), the more serious reason is the one reported."""
-        now = self.clock()
-        if self.gate.closed(now):
-            new_until = max(until, self.gate.until)
-            keep = _SEVERITY.get(reason, 0) < _SEVERITY.get(self.gate.reason, 0)
-            new_reason, new_detail = ((self.gate.reason, self.gate.detail) if keep
-                                      else (reason, detail))
-        else:  # open, or probing after a wall: this answer is the news
-            new_until, new_reason, new_detail = until, reason, detail
-        if (new_until, new_reason) == (self.gate.until, self.gate.reason):
-            return
-        # one line per state change: not again for a racing answer that says the same
-        news = (not self.gate.closed(now) or new_reason != self.gate.reason
-                or new_until - self.gate.until > 1.0)
-        self.gate = Gate(new_until, new_reason, new_detail)
-        if news and not quiet:
-            log.warning("gate_closed reason=%s until=%s detail=%r", new_reason,
-                        _iso(new_until), new_detail)
-        await self._persist_gate()
-
-    async def _open_gate(self) -> None:
-        log.info("gate_opened previous_reason=%s", self.gate.reason)
-        self.gate = Gate()
-        await self._persist_gate()
-
-    async def _persist_gate(self) -> None:
-        # Awaited, not fire-and-forget: the gate is on disk before the post that closed it
-        # goes back to pending, and nothing is left unwritten at shutdown.
-        await self.store.set_meta(GATE_KEY, self.gate.to_json())
-
     def health(self) -> dict[str, object]:
-        now = self.clock()
-        closed = self.gate.closed(now)
-        broken = self.gate.reason in ("auth", "credits")
-        return {
-            "in_flight": len(self._in_flight),
-            "gate": {
-                "open": not closed,
-                "reason": self.gate.reason if closed or broken else "",
-                "seconds_left": round(max(0.0, self.gate.until - now), 1),
-                "detail": self.gate.detail if closed or broken else "",
-                "probing": bool(self.gate.reason) and not closed,
-            },
-            "posting_broken": broken,
-        }
+        return {"in_flight": len(self._pool), **self.gatekeeper.health(self.clock())}
 
 
-def _log_task_exception(task: asyncio.Task[object]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        log.error("background_task_failed task=%s", task.get_name(), exc_info=exc)
+def _log_task_exception(task: asyncio.Task[object], exc: BaseException) -> None:
+    log.error("background_task_failed task=%s", task.get_name(), exc_info=exc)
 
 
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+def _log_pump_exception(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        _log_task_exception(task, exc)

@@ -4,6 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
+
+
+class PostState(StrEnum):
+    """A post's life: pending -> sending (claimed, committed before the call) -> sent | failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class FeedState(StrEnum):
+    """What ``feeds list``, /healthz, /metrics and ``status`` say of a feed."""
+
+    NEW = "new"  # never read successfully yet
+    OK = "ok"
+    FAILING = "failing"  # its last poll failed; it is retried with backoff
+    PAUSED = "paused"  # `feeds pause`
+    GONE = "gone"  # the server said 410 Gone
+    INACTIVE = "inactive"  # removed (`feeds remove`, or dropped from FEED_URLS)
 
 
 @dataclass(frozen=True, slots=True)

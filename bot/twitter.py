@@ -1,5 +1,6 @@
 """The X client: tweepy's AsyncClient, pointed at ``TWITTER_API_BASE_URL``, its answers
-translated into :class:`Outcome` values the dispatcher acts on.
+translated into :class:`Outcome` values the dispatcher acts on (its kinds are
+:class:`OutcomeKind`), with what to tell the operator when posting is broken (:data:`BROKEN_HELP`).
 
 tweepy hard-codes ``https://api.twitter.com`` in ``AsyncClient.request`` and opens a session
 per request when none is set; :class:`_Client` overrides ``request`` to use our base URL (the
@@ -10,7 +11,6 @@ error bodies that are not JSON (an HTML 502 from a proxy) instead of crashing on
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import math
@@ -18,8 +18,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import aiohttp
 import tweepy
@@ -27,14 +27,15 @@ from oauthlib.oauth1 import Client as OAuthClient
 from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
+from bot.times import retry_after
+
 log = logging.getLogger(__name__)
 
-Kind = Literal["sent", "duplicate", "retry", "rate_limited", "auth", "credits", "failed"]
+DRY_RUN_REASON = "dry run"  # DryRunClient's "sent": recorded as handled, not posted
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one attempt to post came to.
+class OutcomeKind(StrEnum):
+    """What one attempt to post came to (the values are the ``posts_total`` metric's labels).
 
     sent          X confirmed: ``tweet_id`` holds the new tweet's id
     duplicate     403 duplicate content: the text is already on X; settled, never retried
@@ -45,11 +46,37 @@ class Outcome:
     failed        400 or another 403: this text will never be accepted; ``reason`` says why
     """
 
-    kind: Kind
+    SENT = "sent"
+    DUPLICATE = "duplicate"
+    RETRY = "retry"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+    CREDITS = "credits"
+    FAILED = "failed"
+
+
+# What the operator has to do when X's answer means that no post can go out.
+BROKEN_HELP = {
+    OutcomeKind.AUTH: "X rejected the credentials (401): check TWITTER_API_KEY, "
+    "TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, TWITTER_ACCESS_TOKEN_SECRET and that the app "
+    "has read+write permission",
+    OutcomeKind.CREDITS: "X says the account is out of credits (402): add credits in the "
+    "developer portal",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt to post came to: its :class:`OutcomeKind`, and what goes with it."""
+
+    kind: OutcomeKind
     tweet_id: str | None = None
     reason: str = ""
     retry_at: float | None = None
     status: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", OutcomeKind(self.kind))
 
 
 def _header_float(headers: Any, name: str) -> float | None:
@@ -63,31 +90,12 @@ def _header_float(headers: Any, name: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as epoch seconds: delta-seconds or an HTTP date."""
-    if not value or not value.strip():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return now + seconds if math.isfinite(seconds) else None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:  # "-0000": UTC, says RFC 5322
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
 def rate_limit_reset(headers: Any, now: float) -> float | None:
     """When a 429's wall ends, as epoch seconds; None when no header names a future time.
 
     In order: a spent 24-hour budget's reset (user, then app), since waiting for the
     15-minute reset would only retry into the same wall; else ``x-rate-limit-reset``; else
-    ``Retry-After`` (seconds or an HTTP date). A reset that is already past is no answer
+    ``Retry-After`` (seconds or an HTTP date). A reset that is not in the future is no answer
     (a zero wait would hammer X): the next header is tried, and None means "back off".
     """
     candidates: list[float | None] = []
@@ -96,7 +104,7 @@ def rate_limit_reset(headers: Any, now: float) -> float | None:
         if remaining is not None and remaining <= 0:
             candidates.append(_header_float(headers, f"x-{scope}-limit-24hour-reset"))
     candidates.append(_header_float(headers, "x-rate-limit-reset"))
-    candidates.append(_retry_after(headers.get("retry-after"), now))
+    candidates.append(retry_after(headers.get("retry-after"), now))
     for reset in candidates:
         if reset is not None and reset > now:
             return reset
@@ -182,39 +190,41 @@ class XClient:
             async with asyncio.timeout(self.timeout):
                 response = await self._client.create_tweet(text=text, user_auth=True)
         except tweepy.TooManyRequests as exc:
-            return Outcome("rate_limited", reason=_detail(exc), status=429,
+            return Outcome(OutcomeKind.RATE_LIMITED, reason=_detail(exc), status=429,
                            retry_at=rate_limit_reset(exc.response.headers, self.clock()))
         except tweepy.Unauthorized as exc:
-            return Outcome("auth", reason=_detail(exc), status=401)
+            return Outcome(OutcomeKind.AUTH, reason=_detail(exc), status=401)
         except tweepy.Forbidden as exc:
             if any("duplicate content" in str(m).lower() for m in exc.api_messages):
-                return Outcome("duplicate", reason=_detail(exc), status=403)
-            return Outcome("failed", reason=_detail(exc), status=403)
+                return Outcome(OutcomeKind.DUPLICATE, reason=_detail(exc), status=403)
+            return Outcome(OutcomeKind.FAILED, reason=_detail(exc), status=403)
         except tweepy.BadRequest as exc:
-            return Outcome("failed", reason=_detail(exc), status=400)
+            return Outcome(OutcomeKind.FAILED, reason=_detail(exc), status=400)
         except tweepy.TwitterServerError as exc:
-            return Outcome("retry", reason=_detail(exc), status=exc.response.status)
+            return Outcome(OutcomeKind.RETRY, reason=_detail(exc), status=exc.response.status)
         except tweepy.HTTPException as exc:
             status = getattr(exc.response, "status", None)
             if status == 402:
-                return Outcome("credits", reason=_detail(exc), status=402)
+                return Outcome(OutcomeKind.CREDITS, reason=_detail(exc), status=402)
             if status in _RETRY_4XX or status is None or not 400 <= status < 500:
-                return Outcome("retry", reason=_detail(exc), status=status)
-            return Outcome("failed", reason=_detail(exc), status=status)
+                return Outcome(OutcomeKind.RETRY, reason=_detail(exc), status=status)
+            return Outcome(OutcomeKind.FAILED, reason=_detail(exc), status=status)
         except TimeoutError:
-            return Outcome("retry", reason=f"no answer from X within {self.timeout:g} s")
+            return Outcome(OutcomeKind.RETRY, reason=f"no answer from X within {self.timeout:g} s")
         except aiohttp.ContentTypeError as exc:  # a 2xx whose body is not JSON
-            return Outcome("retry", reason=f"unreadable answer from X: {exc.message}",
+            return Outcome(OutcomeKind.RETRY, reason=f"unreadable answer from X: {exc.message}",
                            status=exc.status or None)
         except (aiohttp.ClientError, OSError) as exc:
-            return Outcome("retry", reason=f"connection error: {type(exc).__name__}: {exc}")
+            return Outcome(OutcomeKind.RETRY,
+                           reason=f"connection error: {type(exc).__name__}: {exc}")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not X's shape
-            return Outcome("retry", reason=f"unreadable answer from X: {type(exc).__name__}")
+            return Outcome(OutcomeKind.RETRY,
+                           reason=f"unreadable answer from X: {type(exc).__name__}")
         data = response.data if response is not None else None
         tweet_id = str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
         if tweet_id is None:
-            return Outcome("retry", reason="X answered 2xx without a tweet id")
-        return Outcome("sent", tweet_id=tweet_id, status=201)
+            return Outcome(OutcomeKind.RETRY, reason="X answered 2xx without a tweet id")
+        return Outcome(OutcomeKind.SENT, tweet_id=tweet_id, status=201)
 
 
 # 404/405: the endpoint is not where TWITTER_API_BASE_URL says (a proxy or a setting to fix),
@@ -228,4 +238,4 @@ class DryRunClient:
     async def post(self, text: str) -> Outcome:
         log.debug("dry_run_tweet text=%r", text)
         print(f"[dry run] would tweet: {text}", flush=True)
-        return Outcome("sent", tweet_id=None, reason="dry run")
+        return Outcome(OutcomeKind.SENT, tweet_id=None, reason=DRY_RUN_REASON)

@@ -315,7 +315,7 @@ async def test_broken_credentials_keep_posts_pending_until_fixed(
     fx: WallX, store: Store, make: Callable[..., Awaitable[Dispatcher]],
     caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.dispatch")
+    caplog.set_level(logging.INFO, logger="bot")
     if kind == "auth":
         fx.reject_credentials(True)
     else:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from bot.twitter import Outcome, XClient, rate_limit_reset
+from bot.twitter import BROKEN_HELP, Outcome, OutcomeKind, XClient, rate_limit_reset
 from tests.conftest import CREDENTIALS, SECRETS
 from tests.fakes.fake_x import CREDITS_DETAIL, DUPLICATE_DETAIL, FakeX, Fault
 
@@ -273,3 +273,32 @@ async def test_no_secret_in_any_reason(fake_x: FakeX, x: XClient) -> None:
     for outcome in outcomes:
         assert outcome.reason
         assert_no_secret(outcome)
+
+
+def test_retry_after_is_read_as_before_through_bot_times() -> None:
+    """``Retry-After`` goes through :func:`bot.times.retry_after` (which clamps a past time
+    to ``now``); only a time after ``now`` counts here, so past and negative values still mean
+    "no answer: back off", as with the private parser this module had."""
+    now = 1_800_000_000.0
+    h = CIMultiDict
+    assert rate_limit_reset(h({"retry-after": " 30 "}), now) == now + 30
+    assert rate_limit_reset(h({"retry-after": "-5"}), now) is None
+    assert rate_limit_reset(h({"retry-after": "inf"}), now) is None
+    assert rate_limit_reset(h({"retry-after": ""}), now) is None
+    assert rate_limit_reset(h({"retry-after": formatdate(now - 60, usegmt=True)}), now) is None
+    assert rate_limit_reset(h({"retry-after": formatdate(now)}), now) is None  # "-0000": UTC
+    assert rate_limit_reset(h({"retry-after": formatdate(now + 90)}), now) == now + 90
+    assert rate_limit_reset(h({"retry-after": formatdate(now + 90, localtime=True)}),
+                            now) == now + 90
+    # a past Retry-After does not hide a later header's answer, nor shadow an earlier one
+    assert rate_limit_reset(h({"x-rate-limit-reset": str(now + 40), "retry-after": "-1"}),
+                            now) == now + 40
+
+
+def test_outcome_kinds_keep_their_values() -> None:
+    assert [k.value for k in OutcomeKind] == ["sent", "duplicate", "retry", "rate_limited",
+                                             "auth", "credits", "failed"]
+    assert Outcome("sent").kind is OutcomeKind.SENT  # plain strings are taken too
+    with pytest.raises(ValueError):
+        Outcome("posted")  # type: ignore[arg-type]
+    assert set(BROKEN_HELP) == {OutcomeKind.AUTH, OutcomeKind.CREDITS}

@@ -1,0 +1,235 @@
+"""The posting gate: one wall shared by every post, and the bot's own daily budget.
+
+While the gate is closed no post request is made. It closes when X says 429 (until the reset
+its headers name), when X rejects the credentials (401) or says the credits are spent (402),
+and when the bot's own budget (``MAX_POSTS_PER_DAY``) is used up. After a wall X put up the
+gate reopens "probing" (its reason is kept while it is open): the dispatcher sends one post at
+a time until X accepts one, and :meth:`Gatekeeper.wall_gone` then opens it fully.
+
+When answers race (several posts in flight), the more serious reason is the one kept
+(:data:`_SEVERITY`), and a change of state is logged once, not once per answer that says the
+same. The gate is written to the store's meta table (``GATE_KEY``, JSON) before the post that
+closed it goes back to pending, so that a restart does not walk into the same wall;
+:meth:`Gatekeeper.load` reads it back with the start-up rules.
+
+The daily budget lives here rather than in a module of its own: all it ever does is close this
+gate with reason ``daily_budget``, and the rule that drops a budget gate at start-up is one of
+the gate's rules. Counting the posts sent in the last 24 hours is one store call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from bot.times import iso
+
+log = logging.getLogger(__name__)
+
+GATE_KEY = "gate"  # the meta row that holds the gate as JSON
+DAY = 86400.0
+# No wall X names is longer than its 24-hour window; a reset further away than this is a
+# garbled header (milliseconds, a wrong clock), and we would rather probe again.
+MAX_GATE = DAY + 900.0
+
+
+class GateReason(StrEnum):
+    """Why the gate is (or was last) closed; the values are persisted and shown in /healthz."""
+
+    NONE = ""
+    DAILY_BUDGET = "daily_budget"  # MAX_POSTS_PER_DAY: ours, nothing to probe
+    RATE_LIMITED = "rate_limited"  # X's 429
+    CREDITS = "credits"  # X's 402: posting is broken until a human acts
+    AUTH = "auth"  # X's 401: posting is broken until a human acts
+
+
+# Which reason wins when two answers race: the one a human has to act on.
+_SEVERITY = {GateReason.NONE: 0, GateReason.DAILY_BUDGET: 1, GateReason.RATE_LIMITED: 2,
+             GateReason.CREDITS: 3, GateReason.AUTH: 4}
+BROKEN = frozenset({GateReason.AUTH, GateReason.CREDITS})
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """The gate's state: closed while ``now < until``, with its reason and a detail for people."""
+
+    until: float = 0.0
+    reason: GateReason = GateReason.NONE
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", GateReason(self.reason))
+
+    def closed(self, now: float) -> bool:
+        return now < self.until
+
+    def to_json(self) -> str:
+        return json.dumps({"until": self.until, "reason": self.reason, "detail": self.detail})
+
+    @property
+    def broken(self) -> bool:
+        """Posting cannot work until someone acts: credentials rejected, credits spent."""
+        return self.reason in BROKEN
+
+    def view(self, now: float) -> dict[str, object]:
+        """The gate as /healthz and ``status`` show it."""
+        closed = self.closed(now)
+        shown = closed or self.broken
+        return {"open": not closed, "reason": str(self.reason) if shown else "",
+                "seconds_left": round(max(0.0, self.until - now), 1),
+                "detail": self.detail if shown else "", "probing": bool(self.reason) and not closed}
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> Gate:
+        """The gate as :meth:`to_json` wrote it; an open gate for nothing or for garbage. A
+        reason this version does not know (written by a newer one) is taken as a wall X put
+        up: it is respected until ``until``, then probed."""
+        try:
+            data = json.loads(raw) if raw else {}
+            until = float(data.get("until", 0))
+            reason = str(data.get("reason", ""))
+            detail = str(data.get("detail", ""))
+        except (ValueError, TypeError, AttributeError):
+            return cls()
+        try:
+            known = GateReason(reason)
+        except ValueError:
+            known = GateReason.RATE_LIMITED
+        return cls(until, known, detail)
+
+
+class MetaStore(Protocol):
+    """What the gate needs of :class:`bot.store.Store`."""
+
+    async def get_meta(self, key: str) -> str | None: ...
+    async def set_meta(self, key: str, value: str) -> None: ...
+    async def sent_since(self, since: float) -> list[float]: ...
+
+
+class Gatekeeper:
+    """Holds the gate for one destination: closes and opens it, writes it down, reads it back
+    at start-up, and applies the daily budget."""
+
+    def __init__(self, store: MetaStore, *, clock: Callable[[], float],
+                 backoff: Callable[[int], float], max_per_day: int | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.backoff = backoff  # strikes -> seconds, for a 429 that names no usable reset
+        self.max_per_day = max_per_day
+        self.gate = Gate()
+        self._strikes = 0  # consecutive 429s without a usable reset header
+
+    async def load(self) -> None:
+        """Read the gate the last run left, with the start-up rules: a wall too far away is
+        cut to :data:`MAX_GATE`; a budget gate is dropped (the budget is recomputed from the
+        posts sent, and ``MAX_POSTS_PER_DAY`` may have changed); an auth or credits gate is
+        probed at once (a restart may bring fixed settings), not at the end of its interval."""
+        gate = Gate.from_json(await self.store.get_meta(GATE_KEY))
+        now = self.clock()
+        if gate.until > now + MAX_GATE:
+            gate = replace(gate, until=now + MAX_GATE)
+        if gate.reason is GateReason.DAILY_BUDGET:
+            gate = Gate()
+        elif gate.reason in BROKEN:
+            gate = replace(gate, until=0.0)
+            log.error("posting_stopped reason=%s (from before the restart): %s; probing "
+                      "with one post", gate.reason, gate.detail)
+        elif gate.closed(now):
+            log.warning("gate_closed reason=%s until=%s (from before the restart)",
+                        gate.reason, iso(gate.until))
+        self.gate = gate
+
+    async def close(self, until: float, reason: GateReason, detail: str, *,
+                    quiet: bool = False) -> None:
+        """Close the gate until ``until``, or keep it closed longer if it already is. When
+        answers race, the more serious reason is the one kept. ``quiet``: the caller has
+        logged this change itself."""
+        now = self.clock()
+        if self.gate.closed(now):
+            new_until = max(until, self.gate.until)
+            keep = _SEVERITY[reason] < _SEVERITY[self.gate.reason]
+            new_reason, new_detail = ((self.gate.reason, self.gate.detail) if keep
+                                      else (reason, detail))
+        else:  # open, or probing after a wall: this answer is the news
+            new_until, new_reason, new_detail = until, reason, detail
+        if (new_until, new_reason) == (self.gate.until, self.gate.reason):
+            return
+        # one line per state change: not again for a racing answer that says the same
+        news = (not self.gate.closed(now) or new_reason != self.gate.reason
+                or new_until - self.gate.until > 1.0)
+        self.gate = Gate(new_until, new_reason, new_detail)
+        if news and not quiet:
+            log.warning("gate_closed reason=%s until=%s detail=%r", new_reason,
+                        iso(new_until), new_detail)
+        await self._persist()
+
+    async def stop(self, reason: GateReason, detail: str, retry_in: float) -> None:
+        """Posting is broken (auth, credits): one ERROR when that starts, then the gate
+        closes for ``retry_in`` seconds at a time, a probe after each."""
+        changed = self.gate.reason != reason
+        if changed:
+            log.error("posting_stopped reason=%s: %s; posts stay pending, retrying every %gs",
+                      reason, detail, retry_in)
+        # posting_stopped (above) says it: the gate_closed line would say it twice
+        await self.close(self.clock() + retry_in, reason, detail, quiet=changed)
+
+    async def rate_limited(self, now: float, retry_at: float | None, detail: str) -> None:
+        """X said 429: close until ``retry_at``, the reset its headers named; without a usable
+        one (none, or already past) for a backoff that grows with each such 429 in a row."""
+        until = retry_at
+        if until is None or until <= now:
+            self._strikes += 1
+            until = now + self.backoff(self._strikes)
+        else:
+            self._strikes = 0
+        await self.close(min(until, now + MAX_GATE), GateReason.RATE_LIMITED, detail)
+
+    async def open(self) -> None:
+        log.info("gate_opened previous_reason=%s", self.gate.reason)
+        self.gate = Gate()
+        await self._persist()
+
+    async def wall_gone(self, now: float, *, posted: bool) -> None:
+        """X read a request and answered it: a wall it had put up is gone, so a gate that was
+        probing opens fully. ``posted`` (sent, duplicate; not a refused text) also ends a run
+        of 429s without a usable reset."""
+        if posted:
+            self._strikes = 0
+        if self.gate.reason and not self.gate.closed(now):
+            await self.open()
+
+    async def _persist(self) -> None:
+        # Awaited, not fire-and-forget: the gate is on disk before the post that closed it
+        # goes back to pending, and nothing is left unwritten at shutdown.
+        await self.store.set_meta(GATE_KEY, self.gate.to_json())
+
+    # -- the daily budget ----------------------------------------------------------------------
+
+    async def budget(self, now: float, in_flight: int) -> tuple[int, float | None]:
+        """How many more posts ``MAX_POSTS_PER_DAY`` lets start now (a very large number
+        without a budget), and, when none, when one more may: the moment the oldest send that
+        must leave the 24-hour window does, or None when posts in flight hold the budget
+        (one of them ending is the next news)."""
+        if self.max_per_day is None:
+            return sys.maxsize, None
+        sent = await self.store.sent_since(now - DAY)
+        room = self.max_per_day - len(sent) - in_flight
+        if room > 0:
+            return room, None
+        must_expire = len(sent) + in_flight - self.max_per_day + 1
+        if must_expire > len(sent):
+            return 0, None
+        return 0, sent[must_expire - 1] + DAY
+
+    async def close_for_budget(self, until: float) -> None:
+        await self.close(until, GateReason.DAILY_BUDGET,
+                         f"MAX_POSTS_PER_DAY={self.max_per_day} reached")
+
+    def health(self, now: float) -> dict[str, object]:
+        """The gate's part of /healthz: ``gate`` and ``posting_broken``."""
+        return {"gate": self.gate.view(now), "posting_broken": self.gate.broken}
