@@ -22,9 +22,9 @@ from typing import NoReturn
 from bot import __version__
 from bot.config import Environment
 from bot.errors import BotError, ConfigError, SchemaTooNewError
+from bot.models import PostState
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ALREADY_RUNNING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-POST_STATES = ("pending", "sending", "sent", "failed")
 
 
 def environment(dotenv_path: str = ".env") -> Environment:
@@ -200,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "`posts retry ID` sends a failed one again", description=(
         "List the posts, newest first, or send failed ones again.\n"
         "States: pending (waiting), sending (with X now), sent, failed (X refused it)."),
-        epilog="examples: feed-tweeter posts --state failed; feed-tweeter posts retry 12 13; "
-               "feed-tweeter posts retry --all-failed")
-    posts.add_argument("--state", choices=POST_STATES, help="only posts in this state")
+        epilog="examples: feed-tweeter posts --state failed; "
+               "feed-tweeter posts retry 12 13; feed-tweeter posts retry --all-failed")
+    posts.add_argument("--state", choices=[str(state) for state in PostState],
+                       help="only posts in this state")
     posts.add_argument("--limit", type=_positive_int, default=50, metavar="N",
                        help="at most N posts (default 50)")
     posts.add_argument("--wide", action="store_true",

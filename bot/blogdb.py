@@ -72,7 +72,8 @@ from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 from bot.errors import ConfigError, FeedError
 from bot.models import Entry, ParsedFeed
-from bot.parse import plain_text, shorten
+from bot.parse import plain_text, untitled
+from bot.times import utc
 
 __all__ = ["BlogDbError", "BlogDbSource", "parse_blog_db_url", "read_blog_db"]
 
@@ -348,7 +349,7 @@ def _feed(source: BlogDbSource, fields: Mapping[str, str], rows: list[tuple[Any,
         title = _plain(values.get("title"))
         summary = _plain(values.get("summary"))
         if not title and summary:
-            title = shorten(summary, 100)
+            title = untitled(summary)
         entries.append(Entry(
             id=entry_id,
             link=make_link(values.get("url"), source.url_prefix),
@@ -424,9 +425,7 @@ def _date_text(text: str) -> datetime | None:
             value = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return utc(value)
 
 
 def _text(value: object) -> str:

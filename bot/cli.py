@@ -32,6 +32,7 @@ from bot.errors import ConfigError, FeedError, FeedParseError, StorageError
 from bot.invocation import command
 from bot.models import ParsedFeed
 from bot.store import FeedRow, Post, Store
+from bot.text import clip
 
 T = TypeVar("T")
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -67,11 +68,6 @@ def _until(ts: float | None, now: float) -> str:
     return "due" if ts <= now else f"in {_span(ts - now)}"
 
 
-def _clip(text: str | None, width: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _terminal_width() -> int:
     """The terminal's width (COLUMNS when set; 100 when the output is not a terminal)."""
     return max(40, shutil.get_terminal_size((100, 24)).columns)
@@ -85,13 +81,13 @@ def _fitted(rows: list[list[str]], header: list[str], flex: int,
     fixed = sum(max(len(c) for c in col) + 2
                 for i, col in enumerate(zip(header, *rows, strict=False)) if i != flex)
     room = max(12, width - fixed)
-    clipped = [[_clip(c, room) if i == flex else c for i, c in enumerate(r)] for r in rows]
+    clipped = [[clip(c, room) if i == flex else c for i, c in enumerate(r)] for r in rows]
     lines = _table(clipped, header).splitlines()
     out = [lines[0]]
     for line, note in zip(lines[1:], notes or [None] * len(rows), strict=True):
         out.append(line)
         if note:
-            out.append("    ↳ " + _clip(note, width - 6))
+            out.append("    ↳ " + clip(note, width - 6))
     return "\n".join(out)
 
 
@@ -261,9 +257,9 @@ async def feeds_list(settings: Settings, wide: bool = False) -> int:
     for f in rows:
         seen, sent = counts.get(f.id, (0, 0))
         polled = f.state not in ("gone", "paused", "inactive")
-        table.append([f.url, _clip(f.title, 30) or "-", f.state, _ago(f.last_polled_at, now),
+        table.append([f.url, clip(f.title, 30) or "-", f.state, _ago(f.last_polled_at, now),
                       _until(f.next_poll_at, now) if polled else "-",
-                      str(f.consecutive_failures), _clip(f.last_error, 50) or "-",
+                      str(f.consecutive_failures), clip(f.last_error, 50) or "-",
                       str(seen), str(sent), _feed_settings(f)])
     if wide:
         print(_table(table, ["URL", "TITLE", "STATE", "LAST POLL", "NEXT POLL", "FAILURES",
@@ -400,7 +396,7 @@ async def posts(settings: Settings, args: argparse.Namespace) -> int:
     now = time.time()
     if args.wide:
         rows = [[str(p.id), p.state, str(p.attempts), _ago(p.created_at, now),
-                 p.tweet_id or "-", _clip(p.last_error, 300) or "-", _clip(p.text, 300)]
+                 p.tweet_id or "-", clip(p.last_error, 300) or "-", clip(p.text, 300)]
                 for p in listed]
         print(_table(rows, ["ID", "STATE", "TRIES", "CREATED", "TWEET", "LAST ERROR", "TEXT"]))
         return 0
@@ -447,45 +443,43 @@ async def posts_retry(store: Store, args: argparse.Namespace) -> int:
 
 
 async def status(settings: Settings) -> int:
-    from bot.dispatch import GATE_KEY, Gate
+    from bot.gate import GATE_KEY, Gate
+    from bot.health import take
 
     store = await open_store(settings.database_path, create=False)
     if store is None:
         print(NO_DATABASE.format(path=settings.database_path, cmd=command()))
         return 0
+    now = time.time()
     try:
         version = await store.user_version()
-        rows = await store.feeds()
-        counts = await store.post_counts()
         gate = Gate.from_json(await store.get_meta(GATE_KEY))
+        view = gate.view(now)
+        snapshot = await take(store, view, posting_broken=gate.broken,
+                              database_id=await store.get_meta("database_id"))
         next_due = await store.next_due_at()
-        database_id = await store.get_meta("database_id")
     finally:
         await store.close()
-    now = time.time()
-    by_state: dict[str, int] = {}
-    for f in rows:
-        by_state[f.state] = by_state.get(f.state, 0) + 1
-    last = max((f.last_success_at or 0 for f in rows), default=0)
-    lines = [f"database:  {settings.database_path} (schema {version})"]
-    lines.append(f"feeds:     {len(rows)}" + (" (" + ", ".join(
-        f"{k} {v}" for k, v in sorted(by_state.items())) + ")" if rows else ""))
-    lines.append("posts:     " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if gate.closed(now):
+    last = snapshot.last_successful_poll
+    feeds = ", ".join(f"{state} {n}" for state, n in snapshot.feeds.items() if n)
+    lines = [f"database:  {settings.database_path} (schema {version})",
+             f"feeds:     {len(snapshot.rows)}" + (f" ({feeds})" if feeds else ""),
+             "posts:     " + ", ".join(f"{k} {v}" for k, v in snapshot.posts.items())]
+    if not view["open"]:
         lines.append(f"gate:      closed ({gate.reason}) for {_span(gate.until - now)} more, "
                      f"until {_when(gate.until)}: {gate.detail}")
     else:
         lines.append("gate:      open")
     lines.append(f"last poll: {_when(last)}" + (f" ({_ago(last, now)})" if last else ""))
-    lines.append(f"service:   {await _probe_service(settings, database_id)}")
-    if counts["pending"] and next_due is not None:
+    lines.append(f"service:   {await _probe_service(settings, snapshot.database_id)}")
+    if snapshot.posts["pending"] and next_due is not None:
         lines.append("next post: " + (f"when the gate opens, {_when(gate.until)}"
-                                      if gate.closed(now) and next_due < gate.until
+                                      if not view["open"] and next_due < gate.until
                                       else _until(next_due, now)))
-    failing = [f for f in rows if f.state in ("failing", "gone")]
+    failing = snapshot.failing()
     for f in failing[:5]:
         lines.append(f"{f.state}:   {f.url} ({plural(f.consecutive_failures, 'failure')}): "
-                     f"{_clip(f.last_error, 80)}")
+                     f"{clip(f.last_error, 80)}")
     if len(failing) > 5:
         lines.append(f"… and {len(failing) - 5} more: `{command()} feeds list`")
     print("\n".join(lines))
@@ -621,13 +615,13 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
           f"oldest first, would be tweeted as ({', '.join(used)}):\n")
     for entry in newest:
         if not filters.accepts(entry):
-            print(f"--- filtered out (never tweeted): {_clip(entry.title, 100)}\n")
+            print(f"--- filtered out (never tweeted): {clip(entry.title, 100)}\n")
             continue
         (composed,) = compose_posts(template, [entry], parsed.title, parsed.link, hashtags,
                                     keep_mentions=mentions == "keep")
         if composed.text is None:
             print(f"--- cannot be tweeted (it would be recorded as a failed post): "
-                  f"{composed.error}\n  entry: {_clip(entry.title, 100) or entry.id}\n")
+                  f"{composed.error}\n  entry: {clip(entry.title, 100) or entry.id}\n")
             continue
         print(f"--- {weighted_length(composed.text)}/280\n{composed.text}\n")
     if not parsed.entries:

@@ -30,13 +30,11 @@ What a hostile or broken server gets:
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +42,8 @@ import aiohttp
 
 from bot import __version__
 from bot.errors import FeedFetchError, FeedGoneError
+from bot.text import clip
+from bot.times import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ MAX_REDIRECTS = 5
 READ_CHUNK = 64 * 1024
 _PERMANENT = (301, 308)
 _MESSAGE_MAX = 200  # characters of a server-provided text kept in an error message
+_message = functools.partial(clip, width=_MESSAGE_MAX)  # a server's words, on one line
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +70,8 @@ class FetchResult:
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:  # "-0000" or no zone: HTTP dates are always UTC
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    when = retry_after(value, now)
+    return None if when is None else when - now
 
 
 class _HostSlots:
@@ -145,23 +134,24 @@ class Fetcher:
                     raise FeedFetchError(f"timed out after {self.timeout:g} s "
                                          "(FEED_TIMEOUT)") from None
                 except aiohttp.TooManyRedirects as exc:
-                    hops = [_clip(str(r.url), 100) for r in exc.history][:3]
+                    hops = [clip(str(r.url), 100) for r in exc.history][:3]
                     raise FeedFetchError(f"too many redirects (a redirect loop?): more than "
                                          f"{MAX_REDIRECTS} hops: {' -> '.join(hops)} ...") from None
                 except aiohttp.ClientResponseError as exc:
                     # Never a real status (we do not raise_for_status): the response could not
                     # be read as HTTP at all, and aiohttp labels that 400.
-                    raise FeedFetchError(f"invalid HTTP response: {_clip(exc.message)}") from None
+                    raise FeedFetchError(
+                        f"invalid HTTP response: {_message(exc.message)}") from None
                 except aiohttp.ClientConnectorError as exc:
                     raise FeedFetchError(_connect_message(exc)) from None
                 except aiohttp.ClientPayloadError as exc:
                     raise FeedFetchError(f"response body cut short or undecodable: "
-                                         f"{_clip(str(exc))}") from None
+                                         f"{_message(str(exc))}") from None
                 except aiohttp.ServerDisconnectedError:
                     raise FeedFetchError("the server closed the connection without "
                                          "answering") from None
                 except (aiohttp.ClientError, OSError, ValueError) as exc:
-                    raise FeedFetchError(f"{type(exc).__name__}: {_clip(str(exc))}") from None
+                    raise FeedFetchError(f"{type(exc).__name__}: {_message(str(exc))}") from None
         finally:
             self._per_host.release(host)
 
@@ -186,7 +176,7 @@ class Fetcher:
                 retry_after = None
                 if resp.status in (429, 503):
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
-                reason = _clip(resp.reason or "", 60)
+                reason = clip(resp.reason or "", 60)
                 raise FeedFetchError(f"HTTP {resp.status} {reason}".strip(),
                                      status=resp.status, retry_after=retry_after)
             declared = resp.content_length
@@ -208,21 +198,15 @@ class Fetcher:
                                final_url)
 
 
-def _clip(text: str, limit: int = _MESSAGE_MAX) -> str:
-    """A server-influenced text on one line, at most ``limit`` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _connect_message(exc: aiohttp.ClientConnectorError) -> str:
     where = f"{exc.host}:{exc.port}"
     os_error = exc.os_error
     if isinstance(exc, aiohttp.ClientSSLError):
-        return f"cannot connect to {where}: TLS error: {_clip(str(exc))}"
+        return f"cannot connect to {where}: TLS error: {_message(str(exc))}"
     if os_error.errno is not None:
         if isinstance(exc, aiohttp.ClientConnectorDNSError):
             why = os_error.strerror or str(os_error)
         else:
             why = os.strerror(os_error.errno)
         return f"cannot connect to {where}: {why.lower()}"
-    return f"cannot connect to {where}: {_clip(str(os_error) or type(os_error).__name__)}"
+    return f"cannot connect to {where}: {_message(str(os_error) or type(os_error).__name__)}"

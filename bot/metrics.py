@@ -16,7 +16,8 @@ bot_posts_pending                      gauge    posts waiting to be sent (pendin
 bot_rate_limit_gate_seconds            gauge    seconds until the rate-limit gate opens (0 = open)
 bot_event_loop_lag_seconds             histo.   how late the event loop wakes up
 bot_event_loop_lag_last_seconds        gauge    the last measured lag
-bot_feeds{state}                       gauge    feeds by state (ok, new, failing, paused, gone)
+bot_feeds{state}                       gauge    feeds by state (new, ok, failing, paused, gone,
+                                                inactive), as /healthz and `status` count them
 bot_last_successful_poll_timestamp_seconds gauge  when a feed was last read successfully
 bot_info{version}                      gauge    always 1
 =====================================  =======  ==========================================
@@ -27,12 +28,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from bot import __version__
+from bot.models import FeedState
 
 # Every counter would also be exposed as a `_created` series (when it was made): noise for a
 # scrape, and twice the series. Prometheus needs none of it.
 disable_created_metrics()
 
-FEED_STATES = ("new", "ok", "failing", "paused", "gone")
 
 
 class Metrics:
@@ -61,5 +62,5 @@ class Metrics:
             self.polls.labels(outcome)  # exposed as 0 from the start, so rate() works
         for outcome in ("sent", "duplicate", "retry", "rate_limited", "auth", "credits", "failed"):
             self.posts.labels(outcome)
-        for state in FEED_STATES:
+        for state in FeedState:
             self.feeds.labels(state)

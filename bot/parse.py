@@ -76,6 +76,7 @@ from bot.errors import FeedParseError
 from bot.fastxml import feedparser_result
 from bot.links import normalise_link
 from bot.models import Entry, ParsedFeed
+from bot.times import utc
 
 __all__ = ["SUMMARY_MAX", "parse_feed"]
 
@@ -394,7 +395,7 @@ def _entry(raw_id: object, link: str | None, title: str, summary: str, author: s
     entry_id = (raw_id.strip() if isinstance(raw_id, str) else "") or link or f"sha256:{digest}"
     categories = dict.fromkeys(c for t in tags if isinstance(t, str) and (c := _plain(t)))
     if not title and summary:
-        title = shorten(summary, TITLE_MAX_CHARS, TITLE_MAX_WORDS)
+        title = untitled(summary)
     return Entry(id=entry_id, link=link, title=title, summary=summary, author=author,
                  categories=tuple(categories), published=published), digest
 
@@ -632,6 +633,11 @@ def plain_text(value: str | None, kind: str | None, limit: int | None = None) ->
     return shorten(text, limit) if limit else text
 
 
+def untitled(text: str) -> str:
+    """The title of an entry that has none: the first words of its text (every source)."""
+    return shorten(text, TITLE_MAX_CHARS, TITLE_MAX_WORDS)
+
+
 def shorten(text: str, max_chars: int, max_words: int | None = None) -> str:
     """At most ``max_words`` words and ``max_chars`` characters, cut on a word boundary when
     there is one, ending in "…" when anything was cut. ``text`` is whitespace-collapsed."""
@@ -676,7 +682,7 @@ def _iso_date(raw: str) -> datetime | None:
         value = datetime.fromisoformat(raw.strip())
     except ValueError:
         return _rfc822_date(raw)
-    return _utc(value)
+    return utc(value)
 
 
 def _rfc822_date(raw: str) -> datetime | None:
@@ -686,11 +692,4 @@ def _rfc822_date(raw: str) -> datetime | None:
         value = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
         return None
-    return _utc(value)
-
-
-def _utc(value: datetime) -> datetime:
-    """Aware UTC; a naive value is taken as UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return utc(value)

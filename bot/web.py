@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.metrics import FEED_STATES
-
 if TYPE_CHECKING:
     from bot.worker import Worker
 
@@ -25,18 +23,16 @@ INDEX = ("feed-tweeter: GET /healthz (JSON; 503 when posting is broken), "
 
 
 async def refresh_gauges(worker: Worker) -> None:
+    """Set the gauges that describe the present from the same snapshot as /healthz."""
     m = worker.metrics
-    if worker.store is not None:
-        counts = await worker.store.post_counts()
-        m.pending.set(counts["pending"] + counts["sending"])
-    if worker.dispatcher is not None:
-        m.gate_seconds.set(max(0.0, worker.dispatcher.gate.until - worker.clock()))
-    states = dict.fromkeys(FEED_STATES, 0)
-    for feed in list(worker.feeds.values()):
-        states[feed.state] = states.get(feed.state, 0) + 1
-    for state, n in states.items():
+    if worker.store is None or worker.dispatcher is None:
+        return
+    snapshot = await worker.snapshot()
+    m.pending.set(snapshot.pending)
+    m.gate_seconds.set(snapshot.gate["seconds_left"])
+    for state, n in snapshot.feeds.items():
         m.feeds.labels(state).set(n)
-    m.last_poll.set(worker.last_successful_poll or 0)
+    m.last_poll.set(snapshot.last_successful_poll or 0)
 
 
 def make_app(worker: Worker) -> web.Application:

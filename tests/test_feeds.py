@@ -157,7 +157,8 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Wed, 01 May 2024 12:02:00 GMT", now) == 120.0
     assert parse_retry_after("Wed, 01 May 2024 12:02:00 -0000", now) == 120.0  # naive: UTC
     assert parse_retry_after("Wed, 01 May 2024 11:00:00 GMT", now) == 0.0  # in the past
-    for bad in (None, "", "soon", "-5", "1.5", "Wed, 99 Foo 2024"):
+    assert parse_retry_after("1.5", now) == 1.5  # X sends whole seconds; a fraction is fine
+    for bad in (None, "", "soon", "-5", "1e999", "Wed, 99 Foo 2024"):
         assert parse_retry_after(bad, now) is None, bad
 
 

@@ -1,0 +1,125 @@
+"""A feed's next poll state, decided without I/O: one pure function per outcome of a poll.
+
+A poll fetches, parses, decides which entries are new, and then needs to know what to write
+about the feed itself: its status, error, failures, validators, title and next poll time.
+:func:`after_success` (a 200 or a 304), :func:`after_error` (including 410 Gone),
+:func:`after_move` (a permanent redirect) and :func:`after_crash` (a poll that could not even
+write down its failure) each return a :class:`FeedUpdate`. The store writes its
+:meth:`~FeedUpdate.changes` in the poll's single transaction, and the worker's cached row
+takes the same values (:meth:`~FeedUpdate.apply`), so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+
+class PollState(Protocol):
+    """The columns of a feed row that a poll changes (``bot.store.FeedRow`` has them)."""
+
+    title: str
+    etag: str | None
+    last_modified: str | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    last_polled_at: float | None
+    last_success_at: float | None
+    next_poll_at: float
+    gone: bool
+    baselined: bool
+    fetch_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    """A feed's poll state after one poll (every column a poll may change)."""
+
+    title: str
+    etag: str | None
+    last_modified: str | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    last_polled_at: float | None
+    last_success_at: float | None
+    next_poll_at: float
+    gone: bool
+    baselined: bool
+    fetch_url: str | None
+
+    @classmethod
+    def of(cls, feed: PollState, **changed: object) -> FeedUpdate:
+        """The feed's state as it is, with ``changed`` columns replaced."""
+        values = {f.name: getattr(feed, f.name) for f in fields(cls)}
+        unknown = set(changed) - set(values)
+        if unknown:
+            raise ValueError(f"not a feed's poll state: {sorted(unknown)}")
+        return cls(**{**values, **changed})  # type: ignore[arg-type]
+
+    def changes(self, feed: PollState) -> dict[str, object]:
+        """The columns whose value differs from ``feed``'s: what the store has to write
+        (a 304 usually changes only the three times)."""
+        return {f.name: value for f in fields(self)
+                if (value := getattr(self, f.name)) != getattr(feed, f.name)}
+
+    def apply(self, feed: PollState) -> None:
+        """Make the cached row ``feed`` say what was written."""
+        for f in fields(self):
+            setattr(feed, f.name, getattr(self, f.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How often a feed is polled, and how far a failing one backs off."""
+
+    interval: float  # POLL_INTERVAL
+    max_backoff: float  # MAX_FEED_BACKOFF
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to the next poll after ``failures`` failures in a row: the interval,
+        doubling, at most ``max_backoff``."""
+        return min(self.max_backoff, self.interval * 2 ** min(64, max(0, failures - 1)))
+
+
+def after_success(feed: PollState, schedule: Schedule, *, status: int, started: float,
+                  now: float, etag: str | None, last_modified: str | None,
+                  title: str | None = None) -> FeedUpdate:
+    """A poll that read the feed: a 200 (``title`` given: the feed's title, the first poll's
+    baseline done) or a 304 Not Modified (``title`` None)."""
+    changed: dict[str, object] = dict(
+        last_status=status, last_error=None, consecutive_failures=0, last_polled_at=started,
+        last_success_at=now, next_poll_at=started + schedule.interval, etag=etag,
+        last_modified=last_modified)
+    if title is not None:
+        changed.update(baselined=True, title=title or feed.title)
+    return FeedUpdate.of(feed, **changed)
+
+
+def after_error(feed: PollState, schedule: Schedule, *, status: int | None, error: str,
+                started: float, retry_after: float | None = None,
+                gone: bool = False) -> FeedUpdate:
+    """A poll that failed (HTTP error, timeout, not a feed, a bug): one failure more, and a
+    next poll after the backoff, or after the server's ``Retry-After`` when that is longer
+    (never beyond ``max_backoff``). ``gone``: a 410, the feed is no longer polled."""
+    failures = feed.consecutive_failures + 1
+    delay = schedule.backoff(failures)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, schedule.max_backoff))
+    return FeedUpdate.of(feed, last_status=status, last_error=error[:500],
+                         consecutive_failures=failures, last_polled_at=started,
+                         next_poll_at=started + delay, gone=gone)
+
+
+def after_move(feed: PollState, new_url: str) -> FeedUpdate:
+    """A permanent redirect: fetch from ``new_url`` from now on (the feed keeps its URL)."""
+    return FeedUpdate.of(feed, fetch_url=new_url)
+
+
+def after_crash(feed: PollState, schedule: Schedule, *, error: str, now: float) -> FeedUpdate:
+    """A poll that could not even record its failure (the disk is full): failing and backing
+    off all the same, in memory, until a write works again."""
+    failures = feed.consecutive_failures + 1
+    return FeedUpdate.of(feed, consecutive_failures=failures, last_error=error[:500],
+                         next_poll_at=now + schedule.backoff(failures))

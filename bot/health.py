@@ -1,0 +1,95 @@
+"""One picture of the service's health, behind ``/healthz``, ``/metrics`` and ``status``.
+
+:func:`take` reads the database once (feeds and posts by state, the last successful poll,
+the posting gate) and adds what only the running service knows (posts in flight, a gate it
+holds in memory, a database that has stopped taking writes). The three views render the same
+:class:`Snapshot`, so they cannot disagree: a paused feed is ``paused`` in each of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.models import FeedState, PostState
+from bot.store import FeedRow, Store
+from bot.times import iso
+
+FEED_LIST_MAX = 200  # /healthz lists each feed while there are at most this many
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    feeds: dict[str, int]  # every feed state, 0 included
+    posts: dict[str, int]  # every post state, 0 included
+    rows: list[FeedRow]  # every feed
+    last_successful_poll: float | None
+    gate: dict[str, Any]  # open, reason, seconds_left, detail, probing, until
+    posting_broken: bool
+    in_flight: int | None = None  # None: not known here (the command line)
+    database_error: str | None = None
+    database_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.database_error:
+            return "database_unwritable"
+        return "posting_broken" if self.posting_broken else "ok"
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.status == "ok" else 503
+
+    @property
+    def pending(self) -> int:
+        """Posts owed: waiting, or with X right now."""
+        return self.posts[PostState.PENDING] + self.posts[PostState.SENDING]
+
+    def failing(self) -> list[FeedRow]:
+        return [f for f in self.rows if f.state in (FeedState.FAILING, FeedState.GONE)]
+
+
+async def take(store: Store, gate: dict[str, Any], *, posting_broken: bool,
+               in_flight: int | None = None, database_id: str | None = None) -> Snapshot:
+    """The picture now. ``gate`` is the posting gate as the dispatcher (or, without a
+    service, the database) has it: see :func:`gate_view`."""
+    rows = await store.feeds()
+    feeds = dict.fromkeys(FeedState, 0)
+    for row in rows:
+        feeds[FeedState(row.state)] += 1
+    posts = dict.fromkeys(PostState, 0)
+    posts.update({PostState(k): v for k, v in (await store.post_counts()).items()})
+    last = max((f.last_success_at or 0.0 for f in rows), default=0.0) or None
+    return Snapshot(feeds={str(k): v for k, v in feeds.items()},
+                    posts={str(k): v for k, v in posts.items()}, rows=rows,
+                    last_successful_poll=last, gate=gate, posting_broken=posting_broken,
+                    in_flight=in_flight, database_error=store.unwritable,
+                    database_id=database_id)
+
+
+def healthz(snapshot: Snapshot, *, dry_run: bool) -> dict[str, Any]:
+    """The body of ``GET /healthz``."""
+    body: dict[str, Any] = {
+        "status": snapshot.status,
+        "database_id": snapshot.database_id,
+        "dry_run": dry_run,
+        "feeds": {"total": len(snapshot.rows),
+                  **{state: n for state, n in snapshot.feeds.items() if n}},
+        "pending_posts": snapshot.pending,
+        "posts": snapshot.posts,
+        "last_successful_poll": iso(snapshot.last_successful_poll),
+        "posting": {"in_flight": snapshot.in_flight, "gate": snapshot.gate,
+                    "posting_broken": snapshot.posting_broken},
+    }
+    if len(snapshot.rows) <= FEED_LIST_MAX:
+        body["feed_states"] = [
+            {"url": f.url, "fetch_url": f.location, "state": f.state,
+             "last_status": f.last_status, "consecutive_failures": f.consecutive_failures,
+             "last_error": f.last_error, "last_polled_at": iso(f.last_polled_at),
+             "next_poll_at": iso(f.next_poll_at)}
+            for f in snapshot.rows
+        ]
+    if snapshot.database_error:
+        body["database_error"] = snapshot.database_error
+    return body

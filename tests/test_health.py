@@ -1,0 +1,69 @@
+"""/healthz, /metrics and `status` render one snapshot (bot.health): they agree on every count."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from tests.conftest import BotProcess, bot_env
+from tests.fakes.fake_x import FakeX
+from tests.fakes.feed_server import FeedServer
+from tests.test_cli import bot, cli_env
+from tests.test_web import scrape, value
+
+
+async def test_healthz_metrics_and_status_agree_on_every_count(
+    tmp_path: Path, feed_server: FeedServer, fake_x: FakeX, bots: list[BotProcess]
+) -> None:
+    db = tmp_path / "bot.sqlite3"
+    ok = feed_server.add_blog("/ok.xml", "OK blog")
+    ok.publish("Old")
+    paused = feed_server.add_blog("/paused.xml", "Paused blog")
+    paused.publish("Old")
+    feed_server.serve_bytes("/failing.xml", b"oops", status=500)
+    feed_server.serve_bytes("/gone.xml", b"gone", status=410)
+    urls = [ok.url, paused.url, feed_server.url("/failing.xml"), feed_server.url("/gone.xml")]
+    service = await BotProcess(bot_env(db, urls, fake_x), tmp_path).start()
+    bots.append(service)
+    await service.wait_for(r"feed_baselined .*ok.xml")
+    await service.wait_for(r"feed_gone")
+    await service.wait_for(r"feed_failed")
+    env = cli_env(db)
+    assert (await bot("feeds", "pause", paused.url, cwd=tmp_path, env=env)).rc == 0
+    removed = feed_server.add_blog("/removed.xml", "Removed")
+    removed.publish("x")
+    assert (await bot("feeds", "add", removed.url, cwd=tmp_path, env=env)).rc == 0
+    assert (await bot("feeds", "remove", removed.url, cwd=tmp_path, env=env)).rc == 0
+    ok.publish("New")
+    await fake_x.wait_for_tweets(1, timeout=20)
+    await asyncio.sleep(1.5)  # the sent post is recorded
+
+    expected = {"new": 0, "ok": 1, "failing": 1, "paused": 1, "gone": 1, "inactive": 1}
+    async with asyncio.timeout(20):
+        while True:
+            _, health = await service.healthz()
+            samples, _ = await scrape(service)
+            metrics = {state: int(value(samples, "bot_feeds", state=state))
+                       for state in expected}
+            if metrics == expected and health["posts"]["sent"] == 1:  # type: ignore[index]
+                break
+            await asyncio.sleep(0.3)
+    port = service.health_url.split(":")[2].split("/")[0]  # type: ignore[union-attr]
+    status = await bot("status", cwd=tmp_path, env={**env, "HTTP_PORT": port})
+    assert status.rc == 0, status
+
+    feeds = health["feeds"]
+    assert feeds == {"total": 5, **{k: v for k, v in expected.items() if v}}  # type: ignore[comparison-overlap]
+    status_feeds = re.search(r"^feeds: +(\d+) \((.*)\)$", status.out, re.MULTILINE)
+    assert status_feeds, status.out
+    assert int(status_feeds.group(1)) == feeds["total"]  # type: ignore[index]
+    assert dict((k, int(v)) for k, v in (part.split() for part in
+                                         status_feeds.group(2).split(", "))) == \
+        {k: v for k, v in expected.items() if v}
+    posts = health["posts"]
+    assert f"posts:     pending {posts['pending']}, sending {posts['sending']}, "  \
+        f"sent {posts['sent']}, failed {posts['failed']}" in status.out  # type: ignore[index]
+    assert value(samples, "bot_posts_pending") == health["pending_posts"]
+    assert "(200 ok)" in status.out
+    assert await service.stop() == 0
