@@ -1,9 +1,12 @@
-"""The service: wiring, the per-feed schedule, polling, and graceful shutdown.
+"""The service's wiring and its per-feed schedule, from start-up to a graceful shutdown.
 
-Each feed has its own next-poll time; every poll is its own task, so a slow or failing feed
-never holds up another. A poll fetches, parses off the event loop, decides, and writes the
-new entries, their pending posts and the feed's new validators in one transaction; then it
-wakes the dispatcher and returns. Polling never waits for X.
+:meth:`Worker.start` opens the database, syncs FEED_URLS, and builds the HTTP session, the
+sources, the dispatcher and the :class:`~bot.poll.Poller`. Each feed then has its own
+next-poll time, one timer in the event loop's heap: every poll is its own task
+(:mod:`bot.poll`), so a slow or failing feed never holds up another, and feeds changed from
+the command line (added, paused, removed) are picked up within 30 seconds.
+:meth:`Worker.close` stops polling, gives posts in flight their grace period, and closes
+everything, each step even if one before it failed.
 """
 
 from __future__ import annotations
@@ -12,42 +15,28 @@ import asyncio
 import functools
 import gc
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
 
-from bot.compose import Composed, compose_posts
 from bot.config import DRY_RUN_DATABASE, Settings
-from bot.decide import Filters, decide
 from bot.dispatch import Dispatcher, Poster
-from bot.errors import ConfigError, FeedError, FeedGoneError
+from bot.errors import ConfigError
 from bot.feeds import Fetcher
-from bot.feedstate import Schedule, after_crash, after_error, after_move, after_success
+from bot.feedstate import Schedule, after_crash
 from bot.health import Snapshot, healthz, take
 from bot.invocation import command
 from bot.metrics import Metrics
-from bot.models import Entry, ParsedFeed, storable, valid_text
-from bot.sources import BlogDatabaseSource, HttpSource, Reading, source_for
-from bot.store import FeedRow, NewPost, Store, is_write_failure
-from bot.times import span
+from bot.poll import Poller, PollReport
+from bot.sources import BlogDatabaseSource, HttpSource
+from bot.store import FeedRow, Store, is_write_failure
 from bot.twitter import DryRunClient, XClient
 
 log = logging.getLogger(__name__)
 
 FEED_REFRESH_INTERVAL = 30.0  # pick up `bot feeds add/pause/...` made while running
-
-
-@dataclass(slots=True)
-class PollReport:
-    url: str
-    status: int | None = None
-    new: int = 0
-    error: str | None = None
 
 
 class Worker:
@@ -62,6 +51,7 @@ class Worker:
         self._own_executor: ProcessPoolExecutor | None = None
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
+        self.poller: Poller | None = None
         self.session: aiohttp.ClientSession | None = None
         self.fetcher: Fetcher | None = None
         self.feeds: dict[int, FeedRow] = {}
@@ -70,7 +60,6 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._data_version: int | None = None
         self._stop = asyncio.Event()
-        self.last_successful_poll: float | None = None
         self.database_id: str | None = None  # shown by /healthz, compared by `status`
         self.started_at = clock()
 
@@ -118,6 +107,9 @@ class Worker:
             auth_retry_interval=s.auth_retry_interval, clock=self.clock, metrics=self.metrics,
         )
         await self.dispatcher.start()
+        self.poller = Poller(s, self.store, self._http, self._blog_database,
+                             metrics=self.metrics, clock=self.clock, wake=self.dispatcher.wake,
+                             executor=self._executor)
         if not s.dry_run and (handled := await self.store.dry_run_posts()):
             log.warning("dry_run_history posts=%d database=%s: a dry run recorded these articles "
                         "as handled without posting them, so this run will not tweet them. "
@@ -275,153 +267,8 @@ class Worker:
     # -- one poll ------------------------------------------------------------------------
 
     async def poll(self, feed: FeedRow) -> PollReport:
-        """Read the feed, record what is new and the feed's next state, wake the dispatcher."""
-        assert self.store is not None
-        started = self.clock()
-        report = PollReport(feed.url)
-        source = source_for(feed.url, self._http, self._blog_database)
-        try:
-            reading = await source.read(feed.location, etag=feed.etag,
-                                        last_modified=feed.last_modified)
-            report.status = reading.status
-            if reading.final_url and reading.final_url != feed.location:
-                await self._moved(feed, reading.final_url)
-            if reading.parsed is None:  # 304 Not Modified
-                self._not_modified(feed, reading, started)
-            else:
-                report.new = await self._record(feed, reading, started)
-        except FeedGoneError as exc:
-            await self._failed(feed, exc, started, report, gone=True)
-        except FeedError as exc:
-            await self._failed(feed, exc, started, report)
-        except Exception as exc:  # a bug or the disk: still a failure of this feed, never "ok"
-            if not is_write_failure(exc):  # (the store logs those, once a minute)
-                log.exception("poll_crashed url=%s", feed.url)
-            await self._failed(feed, FeedError(f"internal error: {type(exc).__name__}: {exc}"),
-                               started, report)
-        return report
-
-    def _not_modified(self, feed: FeedRow, reading: Reading, started: float) -> None:
-        assert self.store is not None
-        update = after_success(feed, self.schedule, status=304, started=started,
-                               now=self.clock(), etag=reading.etag,
-                               last_modified=reading.last_modified)
-        # usually only the three times change: write only what did, within 5 s, together
-        # with the other feeds' (at 10,000 feeds a write per 304 would cost more than the poll)
-        self.store.defer_feed_update(feed.id, **update.changes(feed))
-        update.apply(feed)
-        self.metrics.polls.labels("not_modified").inc()
-        # a dry run says so at INFO: someone is watching the terminal
-        log.log(logging.INFO if self.settings.dry_run else logging.DEBUG,
-                "feed_polled url=%s status=304 new=0%s", feed.url, self._next_in(feed))
-        self.last_successful_poll = self.clock()
-
-    async def _record(self, feed: FeedRow, reading: Reading, started: float) -> int:
-        """A 200: the new entries, their posts and the feed's next state, in ONE write."""
-        assert self.store is not None and self.dispatcher is not None and reading.parsed
-        s = self.settings
-        now_dt = datetime.fromtimestamp(self.clock(), UTC)
-        baselining = not feed.baselined  # read before the update below changes the row
-        # valid Unicode only, from here on (a JSON feed can hold lone surrogates)
-        parsed = reading.parsed
-        entries = [storable(e) for e in parsed.entries]
-        parsed = ParsedFeed(valid_text(parsed.title), parsed.link and valid_text(parsed.link),
-                            entries)
-        seen_keys, seen_links = await self.store.seen(feed.id, entries)
-        try:
-            filters = Filters.compile(feed.include_re, feed.exclude_re)
-        except re.error as exc:
-            log.error("feed_filter_invalid url=%s error=%s (filters ignored)", feed.url, exc)
-            filters = Filters()
-        backfill = s.backfill if feed.backfill is None else feed.backfill
-        decision = decide(entries, seen_keys=seen_keys, seen_links=seen_links,
-                          first_poll=baselining, backfill=backfill, now=now_dt,
-                          filters=filters)
-        items = [NewPost(e, None) for e in decision.seen_only]
-        items += await self._compose(feed, parsed, decision.to_post)
-        update = after_success(feed, self.schedule, status=200, started=started,
-                               now=self.clock(), etag=reading.etag,
-                               last_modified=reading.last_modified, title=parsed.title)
-        post_ids = await self.store.record_poll(feed.id, items, self.clock(),
-                                                **update.changes(feed))
-        update.apply(feed)
-        self.last_successful_poll = self.clock()
-        if post_ids:
-            self.dispatcher.wake()
-            self.metrics.articles.inc(len(post_ids))
-        self.metrics.polls.labels("new" if post_ids else "unchanged").inc()
-        if baselining:
-            log.info("feed_baselined url=%s entries=%d tweeting=%d%s", feed.url,
-                     len(parsed.entries), len(post_ids),
-                     "" if post_ids else " (older articles are not tweeted; BACKFILL=N tweets "
-                     "the newest N on a feed's first poll)")
-        else:
-            unpostable = sum(1 for item in items if item.error is not None)
-            log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d%s%s",
-                     feed.url, len(parsed.entries), len(post_ids), decision.filtered,
-                     f" unpostable={unpostable}" if unpostable else "", self._next_in(feed))
-        return len(post_ids)
-
-    async def _compose(self, feed: FeedRow, parsed: ParsedFeed,
-                       entries: list[Entry]) -> list[NewPost]:
-        """The posts owed for ``entries``. An entry that cannot become a post (its link is
-        unusable, say) gets a failed post with the reason; the others are not held up."""
-        s = self.settings
-        readable = [e for e in entries if e.error is None]
-        composed: list[Composed] = []
-        if readable:  # a long title can take many measurements: keep it off the event loop
-            composed = await asyncio.get_running_loop().run_in_executor(
-                self._executor, functools.partial(
-                    compose_posts, feed.template or s.tweet_template, readable, parsed.title,
-                    parsed.link, " ".join(x for x in (s.hashtags, feed.hashtags or "") if x),
-                    keep_mentions=(feed.mentions or s.mentions) == "keep"))
-        results = dict(zip((id(e) for e in readable), composed, strict=True))
-        items = []
-        for entry in entries:
-            result = results.get(id(entry))
-            if result is not None and result.text is not None:
-                items.append(NewPost(entry, result.text))
-                continue
-            reason = entry.error or (result.error if result else None) or "cannot be tweeted"
-            items.append(NewPost(entry, None, error=reason))
-            self.metrics.posts.labels("failed").inc()
-            log.warning("entry_unpostable url=%s entry=%r title=%r reason=%s", feed.url,
-                        entry.id[:200], entry.title[:100], reason)
-        return items
-
-    async def _failed(self, feed: FeedRow, exc: FeedError, started: float, report: PollReport,
-                      *, gone: bool = False) -> None:
-        assert self.store is not None
-        status = exc.status if exc.status is not None else report.status
-        report.status = status
-        report.error = str(exc)
-        update = after_error(feed, self.schedule, status=status, error=str(exc),
-                             started=started, retry_after=exc.retry_after, gone=gone)
-        await self.store.update_feed(feed.id, **update.changes(feed))
-        update.apply(feed)
-        self.metrics.polls.labels("gone" if gone else "error").inc()
-        self.metrics.feed_errors.labels(feed.url).inc()
-        if gone:
-            log.warning("feed_gone url=%s: the server says 410 Gone; no longer polled "
-                        "(`%s feeds resume URL` to try again)", feed.url, command())
-        else:
-            log.warning("feed_failed url=%s failures=%d retry_in=%.0fs error=%r", feed.url,
-                        update.consecutive_failures, update.next_poll_at - started, str(exc))
-
-    async def _moved(self, feed: FeedRow, new_url: str) -> None:
-        """A permanent redirect: fetch from the new URL from now on. The feed keeps its
-        configured URL as its name, so FEED_URLS still matches it after a restart."""
-        assert self.store is not None
-        update = after_move(feed, new_url)
-        await self.store.update_feed(feed.id, **update.changes(feed))
-        update.apply(feed)
-        log.warning("feed_moved url=%s to=%s (permanent redirect remembered)", feed.url, new_url)
-
-    def _next_in(self, feed: FeedRow) -> str:
-        """`` next_poll_in=5m`` for a dry run's log (someone is watching), else nothing."""
-        if not self.settings.dry_run:
-            return ""
-        return f" next_poll_in={span(feed.next_poll_at - self.clock())}"
+        assert self.poller is not None
+        return await self.poller.poll(feed)
 
     # -- health ---------------------------------------------------------------------------
 

@@ -161,7 +161,7 @@ async def test_a_poll_that_crashes_makes_its_feed_failing_and_the_others_go_on(
     await bot.wait_for(r"feed_baselined .*crash.json")
     await bot.wait_for(r"feed_baselined .*good.xml")
     with sqlite3.connect(db) as conn:  # the end of a successful poll of this feed fails
-        conn.execute("CREATE TRIGGER refuse BEFORE UPDATE OF etag ON feeds "
+        conn.execute("CREATE TRIGGER refuse BEFORE UPDATE OF last_success_at ON feeds "
                      "WHEN NEW.url LIKE '%crash.json' BEGIN SELECT RAISE(ABORT, 'boom'); END")
     conn.close()
     feed_server.serve_bytes("/crash.json", json_feed([*OLD,

@@ -1,0 +1,205 @@
+"""One poll of one feed: fetch -> parse -> decide and plan (pure) -> one store call -> wake the
+dispatcher.
+
+:meth:`Poller.poll` reads the feed through its source (:mod:`bot.sources`), keeps what is
+new (:mod:`bot.decide`), composes each new entry's post on its own (:mod:`bot.compose`: one
+entry that cannot become a post gets a failed post with the reason and holds up nothing),
+plans the feed's next state (:mod:`bot.feedstate`) and writes all of it in ONE transaction
+(:meth:`bot.store.Store.record_poll`). A 304 defers its bookkeeping to the store's
+write-behind buffer. A failure of any kind, a bug included, is a failure of this feed:
+``failing``, with the error, and the next poll backs off. Polling never waits for X.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.compose import Composed, compose_posts
+from bot.config import Settings
+from bot.decide import Filters, decide
+from bot.errors import FeedError, FeedGoneError
+from bot.feedstate import Schedule, after_error, after_move, after_success
+from bot.invocation import command
+from bot.metrics import Metrics
+from bot.models import Entry, ParsedFeed, storable, valid_text
+from bot.sources import BlogDatabaseSource, HttpSource, Reading, source_for
+from bot.store import FeedRow, NewPost, Store, is_write_failure
+from bot.times import span
+
+log = logging.getLogger("bot.worker")  # the log lines' logger, as before the split
+
+
+@dataclass(slots=True)
+class PollReport:
+    url: str
+    status: int | None = None
+    new: int = 0
+    error: str | None = None
+
+
+class Poller:
+    """Polls feeds for the worker: everything one poll does, nothing of the schedule."""
+
+    def __init__(self, settings: Settings, store: Store, http: HttpSource,
+                 blog_database: BlogDatabaseSource, *, metrics: Metrics,
+                 clock: Callable[[], float], wake: Callable[[], None],
+                 executor: Executor | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.http = http
+        self.blog_database = blog_database
+        self.metrics = metrics
+        self.clock = clock
+        self.wake = wake  # the dispatcher's: new posts are waiting
+        self.executor = executor
+        self.schedule = Schedule(settings.poll_interval, settings.max_backoff)
+
+    async def poll(self, feed: FeedRow) -> PollReport:
+        """Read the feed, record what is new and the feed's next state, wake the dispatcher."""
+        started = self.clock()
+        report = PollReport(feed.url)
+        source = source_for(feed.url, self.http, self.blog_database)
+        try:
+            reading = await source.read(feed.location, etag=feed.etag,
+                                        last_modified=feed.last_modified)
+            report.status = reading.status
+            if reading.final_url and reading.final_url != feed.location:
+                await self._moved(feed, reading.final_url)
+            if reading.parsed is None:  # 304 Not Modified
+                self._not_modified(feed, reading, started)
+            else:
+                report.new = await self._record(feed, reading, started)
+        except FeedGoneError as exc:
+            await self._failed(feed, exc, started, report, gone=True)
+        except FeedError as exc:
+            await self._failed(feed, exc, started, report)
+        except Exception as exc:  # a bug or the disk: still a failure of this feed, never "ok"
+            if not is_write_failure(exc):  # (the store logs those, once a minute)
+                log.exception("poll_crashed url=%s", feed.url)
+            await self._failed(feed, FeedError(f"internal error: {type(exc).__name__}: {exc}"),
+                               started, report)
+        return report
+
+    def _not_modified(self, feed: FeedRow, reading: Reading, started: float) -> None:
+        update = after_success(feed, self.schedule, status=304, started=started,
+                               now=self.clock(), etag=reading.etag,
+                               last_modified=reading.last_modified)
+        # usually only the three times change: write only what did, within 5 s, together
+        # with the other feeds' (at 10,000 feeds a write per 304 would cost more than the poll)
+        self.store.defer_feed_update(feed.id, **update.changes(feed))
+        update.apply(feed)
+        self.metrics.polls.labels("not_modified").inc()
+        # a dry run says so at INFO: someone is watching the terminal
+        log.log(logging.INFO if self.settings.dry_run else logging.DEBUG,
+                "feed_polled url=%s status=304 new=0%s", feed.url, self._next_in(feed))
+
+    async def _record(self, feed: FeedRow, reading: Reading, started: float) -> int:
+        """A 200: the new entries, their posts and the feed's next state, in ONE write."""
+        assert reading.parsed is not None
+        s = self.settings
+        now_dt = datetime.fromtimestamp(self.clock(), UTC)
+        baselining = not feed.baselined  # read before the update below changes the row
+        # valid Unicode only, from here on (a JSON feed can hold lone surrogates)
+        parsed = reading.parsed
+        entries = [storable(e) for e in parsed.entries]
+        parsed = ParsedFeed(valid_text(parsed.title), parsed.link and valid_text(parsed.link),
+                            entries)
+        seen_keys, seen_links = await self.store.seen(feed.id, entries)
+        try:
+            filters = Filters.compile(feed.include_re, feed.exclude_re)
+        except re.error as exc:
+            log.error("feed_filter_invalid url=%s error=%s (filters ignored)", feed.url, exc)
+            filters = Filters()
+        backfill = s.backfill if feed.backfill is None else feed.backfill
+        decision = decide(entries, seen_keys=seen_keys, seen_links=seen_links,
+                          first_poll=baselining, backfill=backfill, now=now_dt,
+                          filters=filters)
+        items = [NewPost(e, None) for e in decision.seen_only]
+        items += await self._compose(feed, parsed, decision.to_post)
+        update = after_success(feed, self.schedule, status=200, started=started,
+                               now=self.clock(), etag=reading.etag,
+                               last_modified=reading.last_modified, title=parsed.title)
+        post_ids = await self.store.record_poll(feed.id, items, self.clock(),
+                                                **update.changes(feed))
+        update.apply(feed)
+        if post_ids:
+            self.wake()
+            self.metrics.articles.inc(len(post_ids))
+        self.metrics.polls.labels("new" if post_ids else "unchanged").inc()
+        if baselining:
+            log.info("feed_baselined url=%s entries=%d tweeting=%d%s", feed.url,
+                     len(parsed.entries), len(post_ids),
+                     "" if post_ids else " (older articles are not tweeted; BACKFILL=N tweets "
+                     "the newest N on a feed's first poll)")
+        else:
+            unpostable = sum(1 for item in items if item.error is not None)
+            log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d%s%s",
+                     feed.url, len(parsed.entries), len(post_ids), decision.filtered,
+                     f" unpostable={unpostable}" if unpostable else "", self._next_in(feed))
+        return len(post_ids)
+
+    async def _compose(self, feed: FeedRow, parsed: ParsedFeed,
+                       entries: list[Entry]) -> list[NewPost]:
+        """The posts owed for ``entries``. An entry that cannot become a post (its link is
+        unusable, say) gets a failed post with the reason; the others are not held up."""
+        s = self.settings
+        readable = [e for e in entries if e.error is None]
+        composed: list[Composed] = []
+        if readable:  # a long title can take many measurements: keep it off the event loop
+            composed = await asyncio.get_running_loop().run_in_executor(
+                self.executor, functools.partial(
+                    compose_posts, feed.template or s.tweet_template, readable, parsed.title,
+                    parsed.link, " ".join(x for x in (s.hashtags, feed.hashtags or "") if x),
+                    keep_mentions=(feed.mentions or s.mentions) == "keep"))
+        results = dict(zip((id(e) for e in readable), composed, strict=True))
+        items = []
+        for entry in entries:
+            result = results.get(id(entry))
+            if result is not None and result.text is not None:
+                items.append(NewPost(entry, result.text))
+                continue
+            reason = entry.error or (result.error if result else None) or "cannot be tweeted"
+            items.append(NewPost(entry, None, error=reason))
+            self.metrics.posts.labels("failed").inc()
+            log.warning("entry_unpostable url=%s entry=%r title=%r reason=%s", feed.url,
+                        entry.id[:200], entry.title[:100], reason)
+        return items
+
+    async def _failed(self, feed: FeedRow, exc: FeedError, started: float, report: PollReport,
+                      *, gone: bool = False) -> None:
+        status = exc.status if exc.status is not None else report.status
+        report.status = status
+        report.error = str(exc)
+        update = after_error(feed, self.schedule, status=status, error=str(exc),
+                             started=started, retry_after=exc.retry_after, gone=gone)
+        await self.store.update_feed(feed.id, **update.changes(feed))
+        update.apply(feed)
+        self.metrics.polls.labels("gone" if gone else "error").inc()
+        self.metrics.feed_errors.labels(feed.url).inc()
+        if gone:
+            log.warning("feed_gone url=%s: the server says 410 Gone; no longer polled "
+                        "(`%s feeds resume URL` to try again)", feed.url, command())
+        else:
+            log.warning("feed_failed url=%s failures=%d retry_in=%.0fs error=%r", feed.url,
+                        update.consecutive_failures, update.next_poll_at - started, str(exc))
+
+    async def _moved(self, feed: FeedRow, new_url: str) -> None:
+        """A permanent redirect: fetch from the new URL from now on. The feed keeps its
+        configured URL as its name, so FEED_URLS still matches it after a restart."""
+        update = after_move(feed, new_url)
+        await self.store.update_feed(feed.id, **update.changes(feed))
+        update.apply(feed)
+        log.warning("feed_moved url=%s to=%s (permanent redirect remembered)", feed.url, new_url)
+
+    def _next_in(self, feed: FeedRow) -> str:
+        """`` next_poll_in=5m`` for a dry run's log (someone is watching), else nothing."""
+        if not self.settings.dry_run:
+            return ""
+        return f" next_poll_in={span(feed.next_poll_at - self.clock())}"
