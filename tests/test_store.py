@@ -299,3 +299,72 @@ async def test_a_stale_writer_never_erases_a_tweet_id_or_revives_a_sent_post(
             "sent", "tweet-2", 4.0, 2)
     finally:
         await store.close()
+
+
+async def test_names_written_into_sql_are_checked_with_a_clear_error(tmp_path: Path) -> None:
+    """Columns, flags and settings are the one part of a statement that is not a parameter:
+    an unknown one is refused before any SQL is built, and nothing is written."""
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    try:
+        await store.sync_env_feeds(["https://a.example/feed"], now=1.0)
+        (feed,) = await store.feeds()
+        with pytest.raises(ValueError, match=r"unknown feed flags: \['paused; DROP'\]"):
+            await store.set_feed_flag(feed.url, **{"paused; DROP": 1})
+        with pytest.raises(ValueError, match="no feed flag given"):
+            await store.set_feed_flag(feed.url)
+        with pytest.raises(ValueError, match=r"unknown feed settings: \['templat'\]"):
+            await store.add_feed("https://b.example/feed", 2.0, templat="{title}")
+        with pytest.raises(ValueError, match=r"unknown feed columns: \['etga'\]"):
+            await store.update_feed(feed.id, etga='"v1"')
+        with pytest.raises(ValueError, match=r"unknown feed columns: \['etga'\]"):
+            store.defer_feed_update(feed.id, etga='"v1"')
+        assert [f.url for f in await store.feeds()] == [feed.url]  # b was not added
+        assert await store.set_feed_flag(feed.url, paused=1)
+        assert (await store.add_feed("https://b.example/feed", 2.0, template="{title}")
+                ).template == "{title}"
+    finally:
+        await store.close()
+
+
+async def test_a_whole_transaction_runs_in_one_trip_on_aiosqlites_thread(tmp_path: Path) -> None:
+    """bot/store/db.py runs each call as one function on aiosqlite's thread through its
+    private ``Connection._execute`` (there is no public way). Should an aiosqlite upgrade
+    change that, this says so."""
+    import threading
+
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    try:
+        database = store._database
+        threads = {await database.run(lambda conn: threading.get_ident()) for _ in range(3)}
+        assert len(threads) == 1 and threading.get_ident() not in threads
+        result = await database.transaction(lambda conn: (
+            conn.in_transaction, conn.execute("SELECT COUNT(*) FROM feeds").fetchone()[0]))
+        assert result == (True, 0)
+        assert not store.db.in_transaction  # committed
+    finally:
+        await store.close()
+
+
+def test_the_store_packages_modules_keep_their_jobs_apart() -> None:
+    """One job per module, each under ~300 lines with a docstring that says it; only db.py
+    touches aiosqlite's private API; the tables' modules never import one another."""
+    import ast
+
+    import bot.store
+
+    folder = Path(bot.store.__file__).parent
+    tables = {"feeds", "entries", "posts", "meta"}
+    for path in sorted(folder.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        assert ast.get_docstring(tree), path.name
+        assert len(text.splitlines()) <= 300, path.name
+        if path.stem != "db":
+            assert "_execute(" not in text and "._conn" not in text, path.name
+        imported = {node.module.rsplit(".", 1)[-1] for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.startswith("bot.store.")}
+        if path.stem in tables:
+            assert not imported & (tables - {path.stem}), (path.name, imported)
+        if path.stem in ("posts", "meta"):
+            assert "buffer" not in imported, path.name

@@ -1,0 +1,149 @@
+"""The posts table: the durable queue of posts. Claiming the due ones, writing each
+attempt's outcome (only for the attempt that is sending), and the counts health reports."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from bot.store.db import Database
+from bot.store.rows import DRY_RUN_NOTE, POST_STATES, DuePass, Post, post_from_row
+
+
+class Posts:
+    """Reads and writes of the posts table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def requeue_interrupted(self) -> int:
+        """At start-up: a post left 'sending' by a crash goes back to 'pending'."""
+        return await self.db.execute(
+            "UPDATE posts SET state = 'pending', next_attempt_at = 0 WHERE state = 'sending'"
+        )
+
+    async def due_posts(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Post]:
+        sql, params = _due_query(now, limit, exclude)
+        return [post_from_row(r) for r in await self.db.fetchall(sql, params)]
+
+    async def claim_due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> DuePass:
+        """In ONE transaction: claim up to ``limit`` due posts, oldest first (pending ->
+        sending, an attempt counted), then count those left pending and find when the next
+        is due. One trip where :meth:`due_posts`, :meth:`claim` for each,
+        :meth:`pending_count` and :meth:`next_due_at` took four or more."""
+        sql, params = _due_query(now, limit, exclude)
+
+        def write(conn: sqlite3.Connection) -> DuePass:
+            claimed = []
+            for row in conn.execute(sql, params).fetchall():
+                if conn.execute(_CLAIM, (row["id"],)).rowcount == 1:
+                    claimed.append(post_from_row(row))
+            pending, next_due = conn.execute(
+                "SELECT COUNT(*), MIN(next_attempt_at) FROM posts WHERE state = 'pending'"
+            ).fetchone()
+            return DuePass(claimed, int(pending), next_due)
+
+        return await self.db.transaction(write)
+
+    async def next_due_at(self) -> float | None:
+        row = await self.db.fetchone(
+            "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'pending'"
+        )
+        return row[0] if row and row[0] is not None else None
+
+    async def claim(self, post_id: int) -> bool:
+        """pending -> sending, committed before the call to X. False if someone else has it."""
+        return await self.db.execute(_CLAIM, (post_id,)) == 1
+
+    # A post's outcome is written only while the post is still ``sending`` with the attempt
+    # that ``post`` (as claimed) started: a stale writer (another process, an answer that came
+    # after a requeue) can never erase a tweet id or bring a sent post back. False: not written.
+
+    async def mark_sent(self, post: Post, tweet_id: str | None, now: float,
+                        note: str | None = None) -> bool:
+        return await self.db.execute(
+            "UPDATE posts SET state = 'sent', tweet_id = ?, sent_at = ?, last_error = ? "
+            f"WHERE {_THIS_ATTEMPT}", (tweet_id, now, note, post.id, post.attempts + 1)) == 1
+
+    async def mark_pending(self, post: Post, next_attempt_at: float, error: str | None,
+                           *, refund_attempt: bool = False) -> bool:
+        return await self.db.execute(
+            "UPDATE posts SET state = 'pending', next_attempt_at = ?, last_error = ?, "
+            f"attempts = attempts - ? WHERE {_THIS_ATTEMPT}",
+            (next_attempt_at, error, 1 if refund_attempt else 0, post.id, post.attempts + 1),
+        ) == 1
+
+    async def mark_failed(self, post: Post, error: str) -> bool:
+        return await self.db.execute(
+            f"UPDATE posts SET state = 'failed', last_error = ? WHERE {_THIS_ATTEMPT}",
+            (error, post.id, post.attempts + 1)) == 1
+
+    async def retry_failed(self, post_ids: Iterable[int] | None) -> int:
+        """failed -> pending again (all failed posts when ``post_ids`` is None)."""
+        if post_ids is None:
+            return await self.db.execute(
+                "UPDATE posts SET state = 'pending', next_attempt_at = 0, attempts = 0, "
+                "created_at = strftime('%s','now') WHERE state = 'failed'"
+            )
+        changed = 0
+        for pid in post_ids:
+            changed += await self.db.execute(
+                "UPDATE posts SET state = 'pending', next_attempt_at = 0, attempts = 0, "
+                "created_at = strftime('%s','now') WHERE id = ? AND state = 'failed'", (pid,)
+            )
+        return changed
+
+    async def post(self, post_id: int) -> Post | None:
+        row = await self.db.fetchone("SELECT * FROM posts WHERE id = ?", (post_id,))
+        return post_from_row(row) if row else None
+
+    async def posts(self, state: str | None = None, limit: int = 1000) -> list[Post]:
+        where = "WHERE p.state = ?" if state else ""
+        params: tuple[object, ...] = (state, limit) if state else (limit,)
+        rows = await self.db.fetchall(
+            "SELECT p.*, f.url AS feed_url, e.link AS link FROM posts p "
+            "JOIN entries e ON e.id = p.entry_id JOIN feeds f ON f.id = e.feed_id "
+            f"{where} ORDER BY p.id DESC LIMIT ?", params
+        )
+        return [post_from_row(r) for r in rows]
+
+    async def pending_count(self) -> int:
+        """Posts waiting (state 'pending'): an index range, however long the history."""
+        row = await self.db.fetchone("SELECT COUNT(*) FROM posts WHERE state = 'pending'")
+        return int(row[0]) if row else 0
+
+    async def post_counts(self) -> dict[str, int]:
+        rows = await self.db.fetchall("SELECT state, COUNT(*) FROM posts GROUP BY state")
+        counts = dict.fromkeys(POST_STATES, 0)
+        counts.update({r[0]: r[1] for r in rows})
+        return counts
+
+    async def dry_run_posts(self) -> int:
+        """How many articles a dry run recorded as handled (sent, "dry run: not posted")."""
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) FROM posts WHERE state = 'sent' AND last_error = ?", (DRY_RUN_NOTE,))
+        return int(row[0]) if row else 0
+
+    async def sent_since(self, since: float) -> list[float]:
+        """Times of the posts that went out on X since ``since``, oldest first (for the daily
+        budget): confirmed ones and those settled by the duplicate-content 403; not dry runs."""
+        rows = await self.db.fetchall(
+            "SELECT sent_at FROM posts WHERE sent_at >= ? "
+            "AND (tweet_id IS NOT NULL OR last_error LIKE 'already on X%') "
+            "ORDER BY sent_at", (since,)
+        )
+        return [r[0] for r in rows]
+
+
+_THIS_ATTEMPT = "id = ? AND state = 'sending' AND attempts = ?"
+_CLAIM = ("UPDATE posts SET state = 'sending', attempts = attempts + 1 "
+          "WHERE id = ? AND state = 'pending'")
+
+
+def _due_query(now: float, limit: int, exclude: Iterable[int]) -> tuple[str, tuple[object, ...]]:
+    excluded = list(exclude)
+    not_in = f"AND id NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+    # INDEXED BY: with statistics (ANALYZE, PRAGMA optimize) SQLite would rather scan every
+    # post ever sent in id order than sort the few pending ones
+    return (f"SELECT * FROM posts INDEXED BY posts_due WHERE state = 'pending' "
+            f"AND next_attempt_at <= ? {not_in} ORDER BY id LIMIT ?", (now, *excluded, limit))
