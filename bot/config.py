@@ -8,18 +8,59 @@ credential's value is never echoed.
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from bot.compose import compose, validate_template
+from bot.converters import (
+    DAY,
+    HOUR,
+    LOG_LEVELS,
+    MAX_FEED_BYTES_LIMIT,
+    MENTION_MODES,
+    MINUTE,
+    _base_url,
+    _bool,
+    _count,
+    _duration,
+    _hashtags,
+    _log_format,
+    _log_level,
+    _nonempty,
+    _optional_count,
+    _port,
+    _size,
+    mentions_mode,
+)
+from bot.environment import NEAR_MISS, Environment, _near_misses, _unknown_settings
 from bot.errors import ConfigError
 from bot.invocation import command
 from bot.models import Entry
+
+__all__ = [  # what bot.config has always offered, some of it now from bot.converters and
+    # bot.environment (and bot.cli imports _hashtags from here)
+    "CREDENTIALS",
+    "DAY",
+    "DRY_RUN_DATABASE",
+    "HOUR",
+    "LOG_LEVELS",
+    "MAX_FEED_BYTES_LIMIT",
+    "MENTION_MODES",
+    "MINUTE",
+    "NEAR_MISS",
+    "SAMPLE_ENTRY",
+    "Environment",
+    "Settings",
+    "_hashtags",
+    "check_feed_url",
+    "check_template",
+    "mentions_mode",
+    "split_feed_urls",
+]
 
 T = TypeVar("T")
 
@@ -30,17 +71,6 @@ CREDENTIALS = (
     "TWITTER_ACCESS_TOKEN_SECRET",
 )
 DRY_RUN_DATABASE = "bot.dry-run.sqlite3"  # DRY_RUN's database when DATABASE_PATH is not set
-NEAR_MISS = 0.8  # difflib's ratio above which a name is taken for a misspelt setting
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|kib|mib|gib|kb|mb|gb)?\s*$", re.IGNORECASE)
-_SIZE_UNIT = {
-    None: 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
-    "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-}
 
 
 def split_feed_urls(value: str) -> list[str]:
@@ -205,38 +235,6 @@ class _Reader:
             return default
 
 
-class Environment(dict[str, str]):
-    """The settings' source: the process environment over a ``.env`` file's values, which
-    remembers the names that came from the file (a misspelt one there is surely a mistake)."""
-
-    def __init__(self, values: Mapping[str, str], dotenv_keys: Iterable[str] = ()) -> None:
-        super().__init__(values)
-        self.dotenv_keys = frozenset(dotenv_keys)
-
-
-def _unknown_settings(env: Mapping[str, str], names: set[str]) -> Iterator[str]:
-    """Warnings for the settings that are not: every unknown name in ``.env``, and a variable
-    of the environment that is close to a setting's name (``POLL_INTERVALL``, ``DRYRUN``)."""
-    dotenv_keys = getattr(env, "dotenv_keys", frozenset())
-    guesses = dict(_near_misses(env, names))
-    for key in sorted(env):
-        guess = guesses.get(key)
-        hint = f"; did you mean {guess}?" if guess else ""
-        if key in dotenv_keys and key not in names:
-            yield f"{key} (in .env) is not a setting, and is ignored{hint}"
-        elif guess and guess not in env:
-            yield f"{key} is not a setting, and is ignored{hint}"
-
-
-def _near_misses(env: Mapping[str, str], names: set[str]) -> Iterator[tuple[str, str]]:
-    """(variable, setting) for each variable set in ``env`` that is no setting but whose name
-    is close to one's."""
-    for key in env:
-        if key not in names:
-            for guess in difflib.get_close_matches(key, names, n=1, cutoff=NEAR_MISS):
-                yield key, guess
-
-
 def _feed_urls(raw: str) -> list[str]:
     urls = split_feed_urls(raw)
     bad = [f"{u!r} ({why})" for u in urls if (why := check_feed_url(u))]
@@ -256,107 +254,6 @@ def _feed_urls_file(path: str, reader: _Reader) -> list[str]:
         reader.bad.add("FEED_URLS")
         reader.problems.extend(exc.problems)
         return []
-
-
-def _nonempty(raw: str) -> str:
-    return raw.strip()
-
-
-def _parse_duration(raw: str) -> float:
-    m = _DURATION.match(raw)
-    if not m:
-        raise ValueError("expected a number of seconds such as 300, 1.5 or 5m "
-                         "(units ms, s, m, h, d)")
-    return float(m.group(1)) * _UNIT[m.group(2).lower() if m.group(2) else None]
-
-
-MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
-
-
-def _show_seconds(seconds: float) -> str:
-    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
-def _duration(low: float, high: float, *, low_included: bool = False
-              ) -> Callable[[str], float]:
-    """A duration between ``low`` (excluded unless ``low_included``) and ``high`` seconds."""
-    def convert(raw: str) -> float:
-        value = _parse_duration(raw)
-        if value > high or value < low or (value == low and not low_included):
-            bound = f"from {_show_seconds(low)}" if low_included else \
-                f"greater than {_show_seconds(low)}"
-            raise ValueError(f"expected a duration {bound} up to {_show_seconds(high)}")
-        return value
-    return convert
-
-
-def _count(low: int, high: int) -> Callable[[str], int]:
-    """A whole number from ``low`` to ``high``."""
-    def convert(raw: str) -> int:
-        value = _int(raw)
-        if not low <= value <= high:
-            raise ValueError(f"expected a whole number from {low:,} to {high:,}")
-        return value
-    return convert
-
-
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError("expected 1/0, true/false, yes/no or on/off")
-
-
-def _int(raw: str) -> int:
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-
-
-def _optional_count(high: int) -> Callable[[str], int | None]:
-    """A whole number from 1 to ``high``, or unlimited (``unlimited``, ``none`` or 0)."""
-    def convert(raw: str) -> int | None:
-        if raw.strip().lower() in ("unlimited", "none", "0"):
-            return None
-        try:
-            return _count(1, high)(raw)
-        except ValueError:
-            raise ValueError(f"expected a whole number from 1 to {high:,}, or unlimited") \
-                from None
-    return convert
-
-
-def _port(raw: str) -> int:
-    value = _int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("expected a TCP port, 0 to 65535")
-    return value
-
-
-MAX_FEED_BYTES_LIMIT = 1024**3
-
-
-def _size(raw: str) -> int:
-    m = _SIZE.match(raw)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError("expected a size in bytes such as 10485760 or 10MiB")
-    value = int(m.group(1)) * _SIZE_UNIT[m.group(2).lower() if m.group(2) else None]
-    if value > MAX_FEED_BYTES_LIMIT:
-        raise ValueError("expected a size up to 1GiB")
-    return value
-
-
-def _base_url(raw: str) -> str:
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http(s):// URL such as https://api.twitter.com")
-    return raw.strip().rstrip("/")
 
 
 SAMPLE_ENTRY = Entry(id="sample", link="https://example.org/2024/05/a-post", title="A title",
@@ -387,37 +284,3 @@ def _template(raw: str) -> str:
         return check_template(raw, "the template")
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
-
-
-def _hashtags(raw: str) -> str:
-    tags = raw.replace(",", " ").split()
-    bad = [t for t in tags if not re.fullmatch(r"#?\w+", t)]
-    if bad:
-        raise ValueError(f"not a hashtag: {', '.join(bad)}; expected words like '#python #asyncio'")
-    return " ".join(t if t.startswith("#") else f"#{t}" for t in tags)
-
-
-MENTION_MODES = ("neutralise", "keep")
-
-
-def mentions_mode(raw: str) -> str:
-    """MENTIONS / ``--mentions``: "neutralise" (the default) or "keep"."""
-    value = raw.strip().lower().replace("neutralize", "neutralise")
-    if value not in MENTION_MODES:
-        raise ValueError("expected neutralise (the default: an @name from a feed is not a live "
-                         "mention) or keep (@names from feeds notify those accounts)")
-    return value
-
-
-def _log_level(raw: str) -> str:
-    value = raw.strip().upper()
-    if value not in LOG_LEVELS:
-        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
-    return value
-
-
-def _log_format(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in ("text", "json"):
-        raise ValueError("expected text or json")
-    return value
