@@ -47,9 +47,9 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from bot.htmltext import BrowserHTMLParser
 from bot.links import normalise_link
 
 __all__ = ["MAX_PAGE_BYTES", "FeedLink", "choose", "find_feed_links", "looks_like_html"]
@@ -244,43 +244,14 @@ def _decode(body: bytes, content_type: str | None) -> str:
 
 # --------------------------------------------------------------------------- parsing
 
-_CLOSED_COMMENT = re.compile(r"<!--(?:>|->|.*?--!?>)", re.S)  # as HTML5 ends a comment
-
-
-class _LinkCollector(HTMLParser):
-    """The attributes of every ``<link>`` and the first ``<base href>``, anywhere in the page.
-
-    Comments, ``<!...>`` and ``<?...>`` end where a browser ends them (html.parser in Python
-    3.11 ends a comment only at "-->", reads an unterminated one as text, so links in it would
-    count, and raises AssertionError on ``<![x[``); unterminated, they run to the end.
-    """
+class _LinkCollector(BrowserHTMLParser):
+    """The attributes of every ``<link>`` and the first ``<base href>``, anywhere in the page
+    (not inside comments, which end where a browser ends them)."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.links: list[dict[str, str]] = []
         self.base: str | None = None
-        self._closing = False
-
-    def close(self) -> None:
-        self._closing = True
-        super().close()
-
-    def _to_end(self) -> int:
-        return len(self.rawdata) if self._closing else -1  # -1: wait for more text
-
-    def parse_comment(self, i: int, report: int = 1) -> int:
-        m = _CLOSED_COMMENT.match(self.rawdata, i)
-        return m.end() if m else self._to_end()
-
-    def parse_html_declaration(self, i: int) -> int:
-        if self.rawdata.startswith("<!--", i):
-            return self.parse_comment(i)
-        end = self.rawdata.find(">", i + 2)  # <!DOCTYPE ...>, <![CDATA[...]>: up to ">"
-        return end + 1 if end >= 0 else self._to_end()
-
-    def parse_pi(self, i: int) -> int:
-        end = self.rawdata.find(">", i + 2)  # <?xml ...>: a bogus comment, up to ">"
-        return end + 1 if end >= 0 else self._to_end()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in ("link", "base"):

@@ -12,24 +12,8 @@ takes the same values (:meth:`~FeedUpdate.apply`), so the two never drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Protocol
 
-
-class PollState(Protocol):
-    """The columns of a feed row that a poll changes (``bot.store.FeedRow`` has them)."""
-
-    title: str
-    etag: str | None
-    last_modified: str | None
-    last_status: int | None
-    last_error: str | None
-    consecutive_failures: int
-    last_polled_at: float | None
-    last_success_at: float | None
-    next_poll_at: float
-    gone: bool
-    baselined: bool
-    fetch_url: str | None
+from bot.store.rows import FeedRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +34,7 @@ class FeedUpdate:
     fetch_url: str | None
 
     @classmethod
-    def of(cls, feed: PollState, **changed: object) -> FeedUpdate:
+    def of(cls, feed: FeedRow, **changed: object) -> FeedUpdate:
         """The feed's state as it is, with ``changed`` columns replaced."""
         values = {f.name: getattr(feed, f.name) for f in fields(cls)}
         unknown = set(changed) - set(values)
@@ -58,13 +42,13 @@ class FeedUpdate:
             raise ValueError(f"not a feed's poll state: {sorted(unknown)}")
         return cls(**{**values, **changed})  # type: ignore[arg-type]
 
-    def changes(self, feed: PollState) -> dict[str, object]:
+    def changes(self, feed: FeedRow) -> dict[str, object]:
         """The columns whose value differs from ``feed``'s: what the store has to write
         (a 304 usually changes only the three times)."""
         return {f.name: value for f in fields(self)
                 if (value := getattr(self, f.name)) != getattr(feed, f.name)}
 
-    def apply(self, feed: PollState) -> None:
+    def apply(self, feed: FeedRow) -> None:
         """Make the cached row ``feed`` say what was written."""
         for f in fields(self):
             setattr(feed, f.name, getattr(self, f.name))
@@ -83,7 +67,7 @@ class Schedule:
         return min(self.max_backoff, self.interval * 2 ** min(64, max(0, failures - 1)))
 
 
-def after_success(feed: PollState, schedule: Schedule, *, status: int, started: float,
+def after_success(feed: FeedRow, schedule: Schedule, *, status: int, started: float,
                   now: float, etag: str | None, last_modified: str | None,
                   title: str | None = None) -> FeedUpdate:
     """A poll that read the feed: a 200 (``title`` given: the feed's title, the first poll's
@@ -97,7 +81,7 @@ def after_success(feed: PollState, schedule: Schedule, *, status: int, started: 
     return FeedUpdate.of(feed, **changed)
 
 
-def after_error(feed: PollState, schedule: Schedule, *, status: int | None, error: str,
+def after_error(feed: FeedRow, schedule: Schedule, *, status: int | None, error: str,
                 started: float, retry_after: float | None = None,
                 gone: bool = False) -> FeedUpdate:
     """A poll that failed (HTTP error, timeout, not a feed, a bug): one failure more, and a
@@ -112,12 +96,12 @@ def after_error(feed: PollState, schedule: Schedule, *, status: int | None, erro
                          next_poll_at=started + delay, gone=gone)
 
 
-def after_move(feed: PollState, new_url: str) -> FeedUpdate:
+def after_move(feed: FeedRow, new_url: str) -> FeedUpdate:
     """A permanent redirect: fetch from ``new_url`` from now on (the feed keeps its URL)."""
     return FeedUpdate.of(feed, fetch_url=new_url)
 
 
-def after_crash(feed: PollState, schedule: Schedule, *, error: str, now: float) -> FeedUpdate:
+def after_crash(feed: FeedRow, schedule: Schedule, *, error: str, now: float) -> FeedUpdate:
     """A poll that could not even record its failure (the disk is full): failing and backing
     off all the same, in memory, until a write works again."""
     failures = feed.consecutive_failures + 1

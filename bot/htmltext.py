@@ -29,23 +29,14 @@ _COMMENT = r"<!--(?:-?>|.*?--!?>)"
 _CLOSED_COMMENT = re.compile(_COMMENT, re.S)
 
 
-class _TextExtractor(HTMLParser):
-    """Collects the text of an HTML fragment, minus <script>/<style>, with block breaks.
-
-    Comments, ``<!...>`` and ``<?...>`` end where a browser ends them (html.parser in Python
-    3.11 differs: it ends a comment at "-- >", shows an unterminated one as text and raises
-    AssertionError on ``<![x[`` or ``<![ ``); unterminated, they hide the rest of the text."""
-
-    _SKIP = frozenset({"script", "style"})
-    _BLOCK = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3",
-                        "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article",
-                        "figure", "figcaption", "table", "dd", "dt", "img"})
+class BrowserHTMLParser(HTMLParser):
+    """html.parser, except that comments, ``<!...>`` and ``<?...>`` end where a browser ends
+    them: html.parser in Python 3.11 ends a comment at "-- >", reads an unterminated one as
+    text, and raises AssertionError on ``<![x[`` or ``<![ ``. Unterminated, they run to the
+    end of the text (once :meth:`close` says it has ended)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.size = 0
-        self._skipping = 0
         self._closing = False
 
     def close(self) -> None:
@@ -69,6 +60,21 @@ class _TextExtractor(HTMLParser):
     def parse_pi(self, i: int) -> int:
         end = self.rawdata.find(">", i + 2)  # <?x ...>: a bogus comment too
         return end + 1 if end >= 0 else self._to_end()
+
+
+class _TextExtractor(BrowserHTMLParser):
+    """Collects the text of an HTML fragment, minus <script>/<style>, with block breaks."""
+
+    _SKIP = frozenset({"script", "style"})
+    _BLOCK = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3",
+                        "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article",
+                        "figure", "figcaption", "table", "dd", "dt", "img"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.size = 0
+        self._skipping = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
