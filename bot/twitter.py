@@ -44,6 +44,7 @@ class OutcomeKind(StrEnum):
     auth          401: the credentials are wrong or revoked
     credits       402: the account is out of pay-per-use credits
     failed        400 or another 403: this text will never be accepted; ``reason`` says why
+                  (a read-only token's 403 is ``auth``: no post would be accepted)
     """
 
     SENT = "sent"
@@ -57,9 +58,11 @@ class OutcomeKind(StrEnum):
 
 # What the operator has to do when X's answer means that no post can go out.
 BROKEN_HELP = {
-    OutcomeKind.AUTH: "X rejected the credentials (401): check TWITTER_API_KEY, "
-    "TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, TWITTER_ACCESS_TOKEN_SECRET and that the app "
-    "has read+write permission",
+    OutcomeKind.AUTH: "X rejected the credentials (401) or their permission (403): check "
+    "TWITTER_API_KEY, TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, TWITTER_ACCESS_TOKEN_SECRET and "
+    "that the app has read+write permission (\"Read and write\" in its User authentication "
+    "settings); after changing it, regenerate the Access Token and Secret: tokens made before "
+    "stay read-only",
     OutcomeKind.CREDITS: "X says the account is out of credits (402): add credits in the "
     "developer portal",
 }
@@ -195,8 +198,12 @@ class XClient:
         except tweepy.Unauthorized as exc:
             return Outcome(OutcomeKind.AUTH, reason=_detail(exc), status=401)
         except tweepy.Forbidden as exc:
-            if any("duplicate content" in str(m).lower() for m in exc.api_messages):
+            messages = [str(m).lower() for m in exc.api_messages]
+            if any("duplicate content" in m for m in messages):
                 return Outcome(OutcomeKind.DUPLICATE, reason=_detail(exc), status=403)
+            if any("oauth1 app permissions" in m for m in messages):
+                # a read-only token: no post can go out until someone acts; keep them all
+                return Outcome(OutcomeKind.AUTH, reason=_detail(exc), status=403)
             return Outcome(OutcomeKind.FAILED, reason=_detail(exc), status=403)
         except tweepy.BadRequest as exc:
             return Outcome(OutcomeKind.FAILED, reason=_detail(exc), status=400)

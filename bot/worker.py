@@ -178,6 +178,8 @@ class Worker:
         rows = await self.store.feeds(pollable_only=True)
         self._data_version = version
         fresh = {f.id: f for f in rows}
+        if not self.feeds:  # at start: POLL_INTERVAL may have changed since the last run
+            self._within_interval(rows)
         for fid, feed in fresh.items():
             known = self.feeds.get(fid)
             if fid in self._polling:
@@ -191,6 +193,14 @@ class Worker:
             if fid not in fresh:  # paused, removed or gone: even while a poll of it runs
                 del self.feeds[fid]
                 self._unschedule(fid)
+
+    def _within_interval(self, rows: list[FeedRow]) -> None:
+        """A restart with a shorter POLL_INTERVAL takes effect at once: a healthy feed is
+        polled within one interval, whatever its stored next poll said."""
+        latest = self.clock() + self.settings.poll_interval
+        for feed in rows:
+            if not feed.consecutive_failures and feed.next_poll_at > latest:
+                feed.next_poll_at = latest
 
     def _schedule(self, fid: int) -> None:
         """Start feed ``fid``'s next poll at its ``next_poll_at``: one timer per feed, in

@@ -372,14 +372,15 @@ async def test_400_fails_that_post_with_xs_message_and_the_others_go_out(
     fx: WallX, store: Store, make: Callable[..., Awaitable[Dispatcher]]
 ) -> None:
     fx.faults.append(Fault.bad_request("The `text` field is invalid."))
-    fx.faults.append(Fault.forbidden())
+    fx.faults.append(Fault.forbidden("You are not permitted to perform this action.",
+                                     type="about:blank"))
     ids = await add_posts(store, 4, "mixed")
     await make(max_concurrent=1)
     await wait_until(lambda: all_in(store, ids, "sent", "failed"), 10, "all settled")
     found = await posts(store, ids)
     assert [p.state for p in found] == ["failed", "failed", "sent", "sent"]
     assert found[0].last_error == "HTTP 400: The `text` field is invalid."
-    assert found[1].last_error is not None and "oauth1 app permissions" in found[1].last_error
+    assert found[1].last_error is not None and "not permitted" in found[1].last_error
     assert len(fx.ledger) == 2
 
 

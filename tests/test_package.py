@@ -78,6 +78,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     run(*pip, "install", "--quiet", "--require-hashes", "-r", ROOT / "requirements.lock")
     run(*pip, "install", "--quiet", "--no-deps", wheel)
     run(*pip, "check")  # the lock holds every dependency the wheel asks for
+    # as pipx's venvs are, and as setuptools 81+ is: no pkg_resources, which
+    # twitter-text-parser imports (bot/_pkg_resources.py stands in for it)
+    run(*pip, "uninstall", "--quiet", "--yes", "setuptools")
     yield Installed(wheel, venv)
 
 

@@ -61,11 +61,22 @@ async def test_duplicate_403_is_settled_not_failed(fake_x: FakeX, x: XClient) ->
     assert len(fake_x.ledger) == 1
 
 
-async def test_other_403_fails_with_xs_message(fake_x: FakeX, x: XClient) -> None:
+async def test_a_read_only_token_stops_posting_instead_of_failing_each_post(
+    fake_x: FakeX, x: XClient
+) -> None:
     fake_x.faults.append(Fault.forbidden())
     outcome = await x.post("Read-only token")
-    assert outcome.kind == "failed" and outcome.status == 403
+    assert outcome.kind == "auth" and outcome.status == 403  # the gate closes, posts wait
     assert "oauth1 app permissions" in outcome.reason
+    assert fake_x.ledger == []
+
+
+async def test_other_403_fails_with_xs_message(fake_x: FakeX, x: XClient) -> None:
+    fake_x.faults.append(Fault.forbidden("You are not permitted to perform this action.",
+                                         type="about:blank"))
+    outcome = await x.post("Forbidden text")
+    assert outcome.kind == "failed" and outcome.status == 403
+    assert "not permitted" in outcome.reason
     assert fake_x.ledger == []
 
 
@@ -268,8 +279,8 @@ async def test_no_secret_in_any_reason(fake_x: FakeX, x: XClient) -> None:
     fake_x.reject_credentials(False)
     outcomes.append(await x.post("Text 3"))  # the cut_after one: duplicate
     kinds = [o.kind for o in outcomes]
-    assert kinds == ["rate_limited", "retry", "retry", "retry", "credits", "failed", "failed",
-                     "retry", "auth", "duplicate"]
+    assert kinds == ["rate_limited", "retry", "retry", "retry", "credits", "auth", "failed",
+                     "retry", "auth", "duplicate"]  # a read-only token's 403 is "auth" too
     for outcome in outcomes:
         assert outcome.reason
         assert_no_secret(outcome)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bot.config import Settings
 from bot.store import Store
 from bot.twitter import DryRunClient
 from bot.worker import Worker
+from tests.conftest import sqlite_rows
 from tests.fakes.feed_server import FeedServer
 
 
@@ -62,3 +64,27 @@ async def test_a_feed_paused_or_removed_during_its_poll_is_no_longer_polled(
         worker.stop()
         await running
         await worker.close()
+
+
+async def test_a_restart_with_a_shorter_poll_interval_takes_effect_at_once(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    blog = feed_server.add_blog("/feed.xml", "Blog")
+    blog.publish("Hello")
+    db = tmp_path / "bot.sqlite3"
+    env = {"FEED_URLS": blog.url, "DRY_RUN": "1", "DATABASE_PATH": str(db)}
+    slow = Worker(Settings.from_env({**env, "POLL_INTERVAL": "1h"}), poster=DryRunClient())
+    await slow.start()
+    try:
+        await slow.run_once(drain_timeout=5)
+    finally:
+        await slow.close()
+    (stored,) = sqlite_rows(db, "SELECT next_poll_at FROM feeds")
+    quick = Worker(Settings.from_env({**env, "POLL_INTERVAL": "5"}), poster=DryRunClient())
+    await quick.start()
+    try:
+        (feed,) = quick.feeds.values()
+        assert stored[0] > time.time() + 3000  # the hourly schedule it was left with
+        assert feed.next_poll_at <= time.time() + 5  # polled within the new interval
+    finally:
+        await quick.close()
