@@ -84,6 +84,12 @@ class LagProbe:
                 "lag_max_ms": max(s, default=0.0) * 1000, "lag_samples": len(s)}
 
 
+# The bot as it runs in production (not DRY_RUN, which logs every poll at INFO for someone
+# watching a terminal), posting to nowhere: benchmarks pass `poster=DryRunClient()`.
+AS_IN_PRODUCTION = {"TWITTER_API_KEY": "k", "TWITTER_API_SECRET": "s",
+                    "TWITTER_ACCESS_TOKEN": "t", "TWITTER_ACCESS_TOKEN_SECRET": "ts"}
+
+
 def quiet_logging(path: Path) -> None:
     """Log like production (INFO, the bot's text format), into a file instead of stderr."""
     from bot.logs import configure

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    AS_IN_PRODUCTION,
     ROOT,
     LagProbe,
     cpu_seconds,
@@ -148,6 +149,7 @@ def equality() -> dict[str, Any]:
 
 async def lag_child(a: dict) -> dict[str, Any]:
     from bot.config import Settings
+    from bot.twitter import DryRunClient
     from bot.worker import Worker
 
     quiet_logging(Path(a["db"]).with_suffix(".log"))
@@ -157,9 +159,9 @@ async def lag_child(a: dict) -> dict[str, Any]:
         executor = ProcessPoolExecutor(2, mp_context=get_context("forkserver"),
                                        initializer=use_fast_path, initargs=(a["fast"],))
     urls = [f"http://127.0.0.1:{a['port']}/c/{name}" for name in a["files"]]
-    env = {"FEED_URLS": ",".join(urls), "DATABASE_PATH": a["db"], "DRY_RUN": "1",
+    env = {"FEED_URLS": ",".join(urls), "DATABASE_PATH": a["db"], **AS_IN_PRODUCTION,
            "POLL_INTERVAL": "1", "MAX_FEED_BYTES": "20MiB"}
-    worker = Worker(Settings.from_env(env), executor=executor)
+    worker = Worker(Settings.from_env(env), executor=executor, poster=DryRunClient())
     await worker.start()
     run = asyncio.create_task(worker.run())
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    AS_IN_PRODUCTION,
     LagProbe,
     cpu_seconds,
     fmt,
@@ -73,16 +74,17 @@ async def server_call(port: int, path: str) -> dict[str, Any]:
 
 async def bot_child(a: dict) -> dict[str, Any]:
     from bot.config import Settings
+    from bot.twitter import DryRunClient
     from bot.worker import Worker
 
     quiet_logging(Path(a["db"]).with_suffix(".log"))
     urls = feed_urls(a["port"], a["feeds"], a["hosts"])
-    env = {"FEED_URLS": ",".join(urls), "DATABASE_PATH": a["db"], "DRY_RUN": "1",
+    env = {"FEED_URLS": ",".join(urls), "DATABASE_PATH": a["db"], **AS_IN_PRODUCTION,
            "POLL_INTERVAL": str(a["interval"]),
            "MAX_CONCURRENT_FETCHES": str(a["concurrency"]),
            "MAX_FETCHES_PER_HOST": str(a["per_host"]), "LOG_LEVEL": "INFO"}
     settings = Settings.from_env(env)
-    worker = Worker(settings)
+    worker = Worker(settings, poster=DryRunClient())
     rss_start = rss_mib()
     await worker.start()
     t0 = time.time()

@@ -60,6 +60,7 @@ class Poller:
         self.wake = wake  # the dispatcher's: new posts are waiting
         self.executor = executor
         self.schedule = Schedule(settings.poll_interval, settings.max_backoff)
+        self._not_modified_polls = metrics.polls.labels("not_modified")  # most polls: once
 
     async def poll(self, feed: FeedRow) -> PollReport:
         """Read the feed, record what is new and the feed's next state, wake the dispatcher."""
@@ -93,12 +94,14 @@ class Poller:
                                last_modified=reading.last_modified)
         # usually only the three times change: write only what did, within 5 s, together
         # with the other feeds' (at 10,000 feeds a write per 304 would cost more than the poll)
-        self.store.defer_feed_update(feed.id, **update.changes(feed))
-        update.apply(feed)
-        self.metrics.polls.labels("not_modified").inc()
-        # a dry run says so at INFO: someone is watching the terminal
-        log.log(logging.INFO if self.settings.dry_run else logging.DEBUG,
-                "feed_polled url=%s status=304 new=0%s", feed.url, self._next_in(feed))
+        changes = update.changes(feed)
+        self.store.defer_feed_update(feed.id, **changes)
+        update.apply(feed, changes)
+        self._not_modified_polls.inc()
+        if self.settings.dry_run:  # a dry run says so at INFO: someone watches the terminal
+            log.info("feed_polled url=%s status=304 new=0%s", feed.url, self._next_in(feed))
+        else:
+            log.debug("feed_polled url=%s status=304 new=0", feed.url)
 
     async def _record(self, feed: FeedRow, reading: Reading, started: float) -> int:
         """A 200: the new entries, their posts and the feed's next state, in ONE write."""

@@ -45,7 +45,7 @@ class HttpSource:
 
     async def read(self, url: str, *, etag: str | None = None,
                    last_modified: str | None = None) -> Reading:
-        result = await self.fetch(url, etag=etag, last_modified=last_modified)
+        result = await self.fetcher.fetch(url, etag=etag, last_modified=last_modified)
         if result.status == 304:
             return Reading(304, None, result.etag, result.last_modified, result.final_url)
         parsed = await self.parse(result, url)

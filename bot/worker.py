@@ -240,7 +240,8 @@ class Worker:
         feed = self.feeds.get(fid)
         if feed is None or fid in self._polling or self._stop.is_set():
             return  # removed, already running, or stopping
-        task = asyncio.create_task(self.poll(feed))
+        assert self.poller is not None
+        task = asyncio.create_task(self.poller.poll(feed))
         self._polling[fid] = task
         task.add_done_callback(functools.partial(self._poll_done, fid))
 
