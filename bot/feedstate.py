@@ -78,13 +78,13 @@ def after_success(feed: FeedRow, schedule: Schedule, *, status: int, started: fl
                   title: str | None = None) -> FeedUpdate:
     """A poll that read the feed: a 200 (``title`` given: the feed's title, the first poll's
     baseline done) or a 304 Not Modified (``title`` None)."""
-    changed: dict[str, object] = dict(
-        last_status=status, last_error=None, consecutive_failures=0, last_polled_at=started,
-        last_success_at=now, next_poll_at=started + schedule.interval, etag=etag,
-        last_modified=last_modified)
-    if title is not None:
-        changed.update(baselined=True, title=title or feed.title)
-    return FeedUpdate.of(feed, **changed)
+    # every column named (not FeedUpdate.of): most polls are 304s, thousands a second
+    return FeedUpdate(
+        title=feed.title if title is None else (title or feed.title), etag=etag,
+        last_modified=last_modified, last_status=status, last_error=None,
+        consecutive_failures=0, last_polled_at=started, last_success_at=now,
+        next_poll_at=started + schedule.interval, gone=feed.gone,
+        baselined=feed.baselined if title is None else True, fetch_url=feed.fetch_url)
 
 
 def after_error(feed: FeedRow, schedule: Schedule, *, status: int | None, error: str,
