@@ -67,3 +67,40 @@ async def test_healthz_metrics_and_status_agree_on_every_count(
     assert value(samples, "bot_posts_pending") == health["pending_posts"]
     assert "(200 ok)" in status.out
     assert await service.stop() == 0
+
+
+async def test_with_many_feeds_the_counts_come_from_sql_and_agree_with_the_rows(
+    tmp_path: Path
+) -> None:
+    from bot.health import FEED_LIST_MAX, healthz, take
+    from bot.models import FeedState
+    from bot.store import Store
+
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    try:
+        urls = [f"https://blog{i}.example.org/feed" for i in range(FEED_LIST_MAX + 50)]
+        await store.sync_env_feeds(urls, 1.0)
+        rows = await store.feeds()
+        for i, feed in enumerate(rows):
+            if i % 7 == 0:
+                await store.update_feed(feed.id, consecutive_failures=2, last_error="HTTP 503")
+            elif i % 11 == 0:
+                await store.set_feed_flag(feed.url, paused=1)
+            elif i % 13 == 0:
+                await store.set_feed_flag(feed.url, gone=1)
+            elif i % 2 == 0:
+                store.defer_feed_update(feed.id, last_success_at=50.0 + i)  # an unwritten 304
+        gate = {"open": True, "reason": "", "seconds_left": 0, "detail": "", "probing": False}
+        snapshot = await take(store, gate, posting_broken=False)
+        expected = {str(state): 0 for state in FeedState}
+        for feed in await store.feeds():
+            expected[feed.state] += 1
+        assert snapshot.feeds == expected
+        assert snapshot.total == len(urls)
+        assert {f.state for f in snapshot.rows} == {"failing", "gone"}  # only those listed
+        assert snapshot.last_successful_poll == 50.0 + max(
+            i for i in range(len(urls)) if i % 2 == 0 and i % 7 and i % 11 and i % 13)
+        body = healthz(snapshot, dry_run=False)
+        assert "feed_states" not in body and body["feeds"]["total"] == len(urls)
+    finally:
+        await store.close()

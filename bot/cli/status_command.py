@@ -36,7 +36,7 @@ async def status(settings: Settings) -> int:
     last = snapshot.last_successful_poll
     feeds = ", ".join(f"{state} {n}" for state, n in snapshot.feeds.items() if n)
     lines = [f"database:  {settings.database_path} (schema {version})",
-             f"feeds:     {len(snapshot.rows)}" + (f" ({feeds})" if feeds else ""),
+             f"feeds:     {snapshot.total}" + (f" ({feeds})" if feeds else ""),
              "posts:     " + ", ".join(f"{k} {v}" for k, v in snapshot.posts.items())]
     if not view["open"]:
         lines.append(f"gate:      closed ({gate.reason}) for {span(gate.until - now)} more, "

@@ -157,6 +157,12 @@ class Store:
     async def feed_counts(self) -> dict[int, tuple[int, int]]:
         return await self._feeds.feed_counts()
 
+    async def feed_summary(self) -> tuple[dict[str, int], float | None] | None:
+        return await self._feeds.feed_summary()
+
+    async def failing_feeds(self) -> list[FeedRow]:
+        return await self._feeds.failing_feeds()
+
     async def update_feed(self, feed_id: int, **values: object) -> None:
         await self._feeds.update_feed(feed_id, **values)
 

@@ -58,6 +58,10 @@ class FeedBuffer:
             self._keep(feed_id, values)
             raise
 
+    def holds_any(self) -> bool:
+        """Whether some deferred values are not written yet."""
+        return bool(self._deferred)
+
     def overlay(self, feed: FeedRow) -> FeedRow:
         """``feed`` with the values still deferred for it (those a failed flush kept)."""
         for name, value in self._deferred.get(feed.id, {}).items():

@@ -107,6 +107,24 @@ class Feeds:
         return [self.buffer.overlay(feed_from_row(r))
                 for r in await self.db.fetchall(f"SELECT * FROM feeds {where} ORDER BY id")]
 
+    async def feed_summary(self) -> tuple[dict[str, int], float | None] | None:
+        """Feeds by state and the last successful poll, counted in SQL (10,000 feeds are
+        not read into rows for it). None while deferred updates cannot be written (a full
+        disk): then only the rows with those updates laid over them are right."""
+        await self.buffer.flush_before_reading()
+        if self.buffer.holds_any():
+            return None
+        rows = await self.db.fetchall(f"SELECT {_STATE_SQL} AS state, COUNT(*), "
+                                      "MAX(last_success_at) FROM feeds GROUP BY state")
+        last = max((r[2] for r in rows if r[2] is not None), default=None)
+        return {r[0]: r[1] for r in rows}, last
+
+    async def failing_feeds(self) -> list[FeedRow]:
+        """The feeds that are failing or gone (what ``status`` lists under the counts)."""
+        await self.buffer.flush_before_reading()
+        return [self.buffer.overlay(feed_from_row(r)) for r in await self.db.fetchall(
+            f"SELECT * FROM feeds WHERE {_STATE_SQL} IN ('failing', 'gone') ORDER BY id")]
+
     async def feed_counts(self) -> dict[int, tuple[int, int]]:
         """feed id -> (articles seen, posts sent)."""
         rows = await self.db.fetchall(
@@ -126,3 +144,8 @@ class Feeds:
             await self.db.execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
                                   (*values.values(), feed_id))
 
+
+# FeedRow.state, in SQL (the same order of tests: gone, paused, inactive, failing, ok, new)
+_STATE_SQL = ("CASE WHEN gone THEN 'gone' WHEN paused THEN 'paused' WHEN NOT active THEN "
+              "'inactive' WHEN consecutive_failures > 0 THEN 'failing' "
+              "WHEN last_success_at IS NOT NULL AND last_success_at <> 0 THEN 'ok' ELSE 'new' END")
