@@ -90,3 +90,9 @@ def test_only_a_polls_columns_can_change() -> None:
         FeedUpdate.of(row(), paused=True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         after_move(row(), "https://b.example.org/").title = "x"  # type: ignore[misc]
+
+
+def test_a_plan_names_exactly_the_columns_the_store_lets_a_poll_write() -> None:
+    from bot.store import FEED_COLUMNS
+
+    assert {f.name for f in dataclasses.fields(FeedUpdate)} == set(FEED_COLUMNS)
