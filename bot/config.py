@@ -30,8 +30,10 @@ from bot.converters import (
     _hashtags,
     _log_format,
     _log_level,
+    _money,
     _nonempty,
     _optional_count,
+    _optional_money,
     _port,
     _size,
     mentions_mode,
@@ -112,6 +114,8 @@ class Settings:
     backfill: int = 0
     max_concurrent_posts: int = 4
     max_posts_per_day: int | None = None
+    x_cost_per_post: float = 0.20  # USD: X's pay-per-use rate for a post with a URL (2026)
+    x_max_spend_per_month: float | None = None  # USD over 30 days; None: no cap
     max_post_age: float = 86400.0
     post_timeout: float = 30.0
     auth_retry_interval: float = 300.0
@@ -164,6 +168,9 @@ class Settings:
             max_concurrent_posts=reader.get("MAX_CONCURRENT_POSTS", _count(1, 100),
                                             d.max_concurrent_posts),
             max_posts_per_day=reader.get("MAX_POSTS_PER_DAY", _optional_count(1_000_000), None),
+            x_cost_per_post=reader.get("X_COST_PER_POST", _money(0.0, 100.0), d.x_cost_per_post),
+            x_max_spend_per_month=reader.get("X_MAX_SPEND_PER_MONTH", _optional_money(1_000_000.0),
+                                             None),
             max_post_age=reader.get("MAX_POST_AGE", _duration(0, 7 * DAY), d.max_post_age),
             post_timeout=reader.get("POST_TIMEOUT", _duration(0, 10 * MINUTE), d.post_timeout),
             auth_retry_interval=reader.get("AUTH_RETRY_INTERVAL", _duration(0, DAY),

@@ -93,6 +93,32 @@ def _optional_count(high: int) -> Callable[[str], int | None]:
     return convert
 
 
+_MONEY = re.compile(r"^\s*\$?\s*(\d+(?:\.\d+)?)\s*(?:usd)?\s*$", re.IGNORECASE)
+
+
+def _money(low: float, high: float) -> Callable[[str], float]:
+    """An amount in US dollars from ``low`` to ``high``: ``0.20``, ``$5``, ``12.5 USD``."""
+    def convert(raw: str) -> float:
+        m = _MONEY.match(raw)
+        if not m or not low <= float(m.group(1)) <= high:
+            raise ValueError(f"expected an amount in US dollars from {low:g} to {high:,.0f}, "
+                             "such as 0.20 or 25")
+        return float(m.group(1))
+    return convert
+
+
+def _optional_money(high: float) -> Callable[[str], float | None]:
+    """An amount in US dollars above 0 and up to ``high``, or unlimited (or 0)."""
+    def convert(raw: str) -> float | None:
+        if raw.strip().lower() in ("unlimited", "none", "0"):
+            return None
+        value = _money(0.0, high)(raw)
+        if value <= 0:
+            raise ValueError("expected an amount in US dollars above 0, or unlimited")
+        return value
+    return convert
+
+
 def _port(raw: str) -> int:
     value = _int(raw)
     if not 0 <= value <= 65535:

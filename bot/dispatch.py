@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.gate import DAY, GATE_KEY, MAX_GATE, Gate, Gatekeeper, GateReason
+from bot.gate import BUDGETS, DAY, GATE_KEY, MAX_GATE, Gate, Gatekeeper, GateReason
 from bot.metrics import Metrics
 from bot.models import PostState
 from bot.pool import TaskPool
@@ -72,6 +72,7 @@ class Dispatcher:
 
     def __init__(self, store: Store, client: Poster, *, max_concurrent: int = 4,
                  max_post_age: float = DAY, max_per_day: int | None = None,
+                 max_spend_per_month: float | None = None, cost_per_post: float = 0.0,
                  auth_retry_interval: float = 300.0, backoff: Backoff = Backoff(),
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  metrics: Metrics | None = None) -> None:
@@ -86,6 +87,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
         self.gatekeeper = Gatekeeper(store, clock=clock, max_per_day=max_per_day,
+                                     max_spend_per_month=max_spend_per_month,
+                                     cost_per_post=cost_per_post,
                                      backoff=lambda strikes: self.backoff.delay(strikes, self.rng))
         self._wake = asyncio.Event()
         # post id -> its task; a task leaving the pool wakes the pump (a slot is free)
@@ -195,19 +198,19 @@ class Dispatcher:
         self.metrics.gate_seconds.set(max(0.0, self.gate.until - now))
         if self.gate.closed(now):
             return self.gate.until - now
-        if self.gate.reason is GateReason.DAILY_BUDGET:  # our own limit: nothing to probe
+        if self.gate.reason in BUDGETS:  # our own limit: nothing to probe
             await self.gatekeeper.open()
         free = self._free_slots()
         if free <= 0:
             return None
-        room, reopens_at = await self.gatekeeper.budget(now, len(self._pool))
+        room, reopens_at, reason, why = await self.gatekeeper.budget(now, len(self._pool))
         if room <= 0:
             if reopens_at is None:
                 return None  # the budget is held by posts in flight: they wake us
             if not await self.store.due_posts(now, 1):  # nothing waits for it yet
                 due = await self.store.next_due_at()
                 return None if due is None else max(0.05, due - self.clock())
-            await self.gatekeeper.close_for_budget(reopens_at)
+            await self.gatekeeper.close_for_budget(reopens_at, reason, why)
             return max(0.0, self.gate.until - self.clock())
         free = min(free, room)
         # one trip: claim what is due, count what is left (not post_counts(): that counts

@@ -1,8 +1,9 @@
-"""The posting gate: one wall shared by every post, and the bot's own daily budget.
+"""The posting gate: one wall shared by every post, and the bot's own budgets.
 
 While the gate is closed no post request is made. It closes when X says 429 (until the reset
 its headers name), when X rejects the credentials (401) or says the credits are spent (402),
-and when the bot's own budget (``MAX_POSTS_PER_DAY``) is used up. After a wall X put up the
+and when one of the bot's own budgets is used up (``MAX_POSTS_PER_DAY`` over 24 hours,
+``X_MAX_SPEND_PER_MONTH`` over 30 days at ``X_COST_PER_POST`` a post). After a wall X put up the
 gate reopens "probing" (its reason is kept while it is open): the dispatcher sends one post at
 a time until X accepts one, and :meth:`Gatekeeper.wall_gone` then opens it fully.
 
@@ -12,9 +13,9 @@ same. The gate is written to the store's meta table (``GATE_KEY``, JSON) before 
 closed it goes back to pending, so that a restart does not walk into the same wall;
 :meth:`Gatekeeper.load` reads it back with the start-up rules.
 
-The daily budget lives here rather than in a module of its own: all it ever does is close this
-gate with reason ``daily_budget``, and the rule that drops a budget gate at start-up is one of
-the gate's rules. Counting the posts sent in the last 24 hours is one store call.
+The budgets live here rather than in a module of their own: all they ever do is close this
+gate (reasons ``daily_budget``, ``spend_budget``), and the rule that drops a budget gate at
+start-up is one of the gate's rules. Counting the posts sent in a window is one store call.
 """
 
 from __future__ import annotations
@@ -43,15 +44,19 @@ class GateReason(StrEnum):
 
     NONE = ""
     DAILY_BUDGET = "daily_budget"  # MAX_POSTS_PER_DAY: ours, nothing to probe
+    SPEND_BUDGET = "spend_budget"  # X_MAX_SPEND_PER_MONTH: ours too
     RATE_LIMITED = "rate_limited"  # X's 429
     CREDITS = "credits"  # X's 402: posting is broken until a human acts
     AUTH = "auth"  # X's 401: posting is broken until a human acts
 
 
 # Which reason wins when two answers race: the one a human has to act on.
-_SEVERITY = {GateReason.NONE: 0, GateReason.DAILY_BUDGET: 1, GateReason.RATE_LIMITED: 2,
+_SEVERITY = {GateReason.NONE: 0, GateReason.DAILY_BUDGET: 1, GateReason.SPEND_BUDGET: 1,
+             GateReason.RATE_LIMITED: 2,
              GateReason.CREDITS: 3, GateReason.AUTH: 4}
 BROKEN = frozenset({GateReason.AUTH, GateReason.CREDITS})
+BUDGETS = frozenset({GateReason.DAILY_BUDGET, GateReason.SPEND_BUDGET})  # ours: recomputed
+MONTH = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +121,14 @@ class Gatekeeper:
     at start-up, and applies the daily budget."""
 
     def __init__(self, store: MetaStore, *, clock: Callable[[], float],
-                 backoff: Callable[[int], float], max_per_day: int | None = None) -> None:
+                 backoff: Callable[[int], float], max_per_day: int | None = None,
+                 max_spend_per_month: float | None = None, cost_per_post: float = 0.0) -> None:
         self.store = store
         self.clock = clock
         self.backoff = backoff  # strikes -> seconds, for a 429 that names no usable reset
         self.max_per_day = max_per_day
+        self.max_spend_per_month = max_spend_per_month
+        self.cost_per_post = cost_per_post
         self.gate = Gate()
         self._strikes = 0  # consecutive 429s without a usable reset header
 
@@ -133,7 +141,7 @@ class Gatekeeper:
         now = self.clock()
         if gate.until > now + MAX_GATE:
             gate = replace(gate, until=now + MAX_GATE)
-        if gate.reason is GateReason.DAILY_BUDGET:
+        if gate.reason in BUDGETS:
             gate = Gate()
         elif gate.reason in BROKEN:
             gate = replace(gate, until=0.0)
@@ -208,27 +216,44 @@ class Gatekeeper:
         # goes back to pending, and nothing is left unwritten at shutdown.
         await self.store.set_meta(GATE_KEY, self.gate.to_json())
 
-    # -- the daily budget ----------------------------------------------------------------------
+    # -- the budgets: MAX_POSTS_PER_DAY, X_MAX_SPEND_PER_MONTH --------------------------------
 
-    async def budget(self, now: float, in_flight: int) -> tuple[int, float | None]:
-        """How many more posts ``MAX_POSTS_PER_DAY`` lets start now (a very large number
-        without a budget), and, when none, when one more may: the moment the oldest send that
-        must leave the 24-hour window does, or None when posts in flight hold the budget
-        (one of them ending is the next news)."""
-        if self.max_per_day is None:
-            return sys.maxsize, None
-        sent = await self.store.sent_since(now - DAY)
-        room = self.max_per_day - len(sent) - in_flight
-        if room > 0:
-            return room, None
-        must_expire = len(sent) + in_flight - self.max_per_day + 1
-        if must_expire > len(sent):
-            return 0, None
-        return 0, sent[must_expire - 1] + DAY
+    def _budgets(self) -> list[tuple[float, int, GateReason, str]]:
+        """(window, most posts in it, reason, why) for each budget set."""
+        found = []
+        if self.max_per_day is not None:
+            found.append((DAY, self.max_per_day, GateReason.DAILY_BUDGET,
+                          f"MAX_POSTS_PER_DAY={self.max_per_day} reached"))
+        if self.max_spend_per_month is not None and self.cost_per_post > 0:
+            most = int(self.max_spend_per_month / self.cost_per_post + 1e-9)
+            found.append((MONTH, most, GateReason.SPEND_BUDGET,
+                          f"X_MAX_SPEND_PER_MONTH={self.max_spend_per_month:g} reached ({most} "
+                          f"posts in 30 days at X_COST_PER_POST={self.cost_per_post:g})"))
+        return found
 
-    async def close_for_budget(self, until: float) -> None:
-        await self.close(until, GateReason.DAILY_BUDGET,
-                         f"MAX_POSTS_PER_DAY={self.max_per_day} reached")
+    async def budget(self, now: float, in_flight: int
+                     ) -> tuple[int, float | None, GateReason, str]:
+        """How many more posts the budgets let start now (a very large number without one),
+        and, when none: when one more may (the moment the oldest send that must leave the
+        window does, or None when posts in flight hold the budget: one of them ending is
+        the next news), with the budget's reason and why."""
+        room, reopens_at = sys.maxsize, None
+        reason, why = GateReason.NONE, ""
+        for window, most, budget_reason, budget_why in self._budgets():
+            sent = await self.store.sent_since(now - window)
+            left = most - len(sent) - in_flight
+            if left > 0:
+                room = min(room, left)
+                continue
+            must_expire = len(sent) + in_flight - most + 1
+            at = None if must_expire > len(sent) else sent[must_expire - 1] + window
+            if room > 0 or (at is not None and (reopens_at is None or at > reopens_at)):
+                reopens_at, reason, why = at, budget_reason, budget_why
+            room = 0
+        return room, reopens_at, reason, why
+
+    async def close_for_budget(self, until: float, reason: GateReason, why: str) -> None:
+        await self.close(until, reason, why)
 
     def health(self, now: float) -> dict[str, object]:
         """The gate's part of /healthz: ``gate`` and ``posting_broken``."""

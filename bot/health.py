@@ -8,9 +8,11 @@ holds in memory, a database that has stopped taking writes). The three views ren
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.gate import DAY, MONTH
 from bot.models import FeedState, PostState
 from bot.store import FeedRow, Store
 from bot.times import iso
@@ -29,7 +31,17 @@ class Snapshot:
     in_flight: int | None = None  # None: not known here (the command line)
     database_error: str | None = None
     database_id: str | None = None
+    posts_on_x: tuple[int, int] = (0, 0)  # went out in the last 24 hours, the last 30 days
+    x_cost_per_post: float = 0.0  # USD (X_COST_PER_POST)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def on_x(self) -> dict[str, Any]:
+        """Posts on X and what they cost, estimated at X_COST_PER_POST."""
+        day, month = self.posts_on_x
+        cost = self.x_cost_per_post
+        return {"posts_24h": day, "posts_30d": month, "cost_per_post_usd": cost,
+                "estimated_spend_24h_usd": round(day * cost, 2),
+                "estimated_spend_30d_usd": round(month * cost, 2)}
 
     @property
     def status(self) -> str:
@@ -55,7 +67,8 @@ class Snapshot:
 
 
 async def take(store: Store, gate: dict[str, Any], *, posting_broken: bool,
-               in_flight: int | None = None, database_id: str | None = None) -> Snapshot:
+               in_flight: int | None = None, database_id: str | None = None,
+               now: float | None = None, x_cost_per_post: float = 0.0) -> Snapshot:
     """The picture now. ``gate`` is the posting gate as the dispatcher (or, without a
     service, the database) has it: see :func:`gate_view`."""
     feeds = dict.fromkeys(FeedState, 0)
@@ -71,11 +84,14 @@ async def take(store: Store, gate: dict[str, Any], *, posting_broken: bool,
         last = max((f.last_success_at or 0.0 for f in rows), default=0.0) or None
     posts = dict.fromkeys(PostState, 0)
     posts.update({PostState(k): v for k, v in (await store.post_counts()).items()})
+    now = time.time() if now is None else now
+    day, month = await store.sent_counts(now - DAY, now - MONTH)
     return Snapshot(feeds={str(k): v for k, v in feeds.items()},
                     posts={str(k): v for k, v in posts.items()}, rows=rows,
                     last_successful_poll=last, gate=gate, posting_broken=posting_broken,
                     in_flight=in_flight, database_error=store.unwritable,
-                    database_id=database_id)
+                    database_id=database_id, posts_on_x=(day, month),
+                    x_cost_per_post=x_cost_per_post)
 
 
 def healthz(snapshot: Snapshot, *, dry_run: bool) -> dict[str, Any]:
@@ -91,6 +107,7 @@ def healthz(snapshot: Snapshot, *, dry_run: bool) -> dict[str, Any]:
         "last_successful_poll": iso(snapshot.last_successful_poll),
         "posting": {"in_flight": snapshot.in_flight, "gate": snapshot.gate,
                     "posting_broken": snapshot.posting_broken},
+        "x": snapshot.on_x(),
     }
     if snapshot.total <= FEED_LIST_MAX:
         body["feed_states"] = [

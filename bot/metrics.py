@@ -19,6 +19,8 @@ bot_event_loop_lag_last_seconds        gauge    the last measured lag
 bot_feeds{state}                       gauge    feeds by state (new, ok, failing, paused, gone,
                                                 inactive), as /healthz and `status` count them
 bot_last_successful_poll_timestamp_seconds gauge  when a feed was last read successfully
+bot_destination_posts{destination,window} gauge posts that went out over 24h / 30d (x)
+bot_estimated_spend_usd{destination,window} gauge their estimated cost at X_COST_PER_POST
 bot_info{version}                      gauge    always 1
 =====================================  =======  ==========================================
 """
@@ -56,6 +58,12 @@ class Metrics:
         self.last_poll = Gauge("bot_last_successful_poll_timestamp_seconds",
                                "Unix time of the last successful poll of any feed (0 = none yet)",
                                registry=r)
+        self.destination_posts = Gauge(
+            "bot_destination_posts", "Posts that went out, by destination, over a window",
+            ["destination", "window"], registry=r)
+        self.estimated_spend = Gauge(
+            "bot_estimated_spend_usd", "What those posts cost, estimated (X_COST_PER_POST)",
+            ["destination", "window"], registry=r)
         self.info = Gauge("bot_info", "The bot's version", ["version"], registry=r)
         self.info.labels(__version__).set(1)
         for outcome in ("new", "unchanged", "not_modified", "error", "gone"):

@@ -33,6 +33,10 @@ async def refresh_gauges(worker: Worker) -> None:
     for state, n in snapshot.feeds.items():
         m.feeds.labels(state).set(n)
     m.last_poll.set(snapshot.last_successful_poll or 0)
+    on_x = snapshot.on_x()
+    for window in ("24h", "30d"):
+        m.destination_posts.labels("x", window).set(on_x[f"posts_{window}"])
+        m.estimated_spend.labels("x", window).set(on_x[f"estimated_spend_{window}_usd"])
 
 
 def make_app(worker: Worker) -> web.Application:

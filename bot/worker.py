@@ -104,6 +104,7 @@ class Worker:
         self.dispatcher = Dispatcher(
             self.store, poster, max_concurrent=s.max_concurrent_posts,
             max_post_age=s.max_post_age, max_per_day=s.max_posts_per_day,
+            max_spend_per_month=s.x_max_spend_per_month, cost_per_post=s.x_cost_per_post,
             auth_retry_interval=s.auth_retry_interval, clock=self.clock, metrics=self.metrics,
         )
         await self.dispatcher.start()
@@ -290,7 +291,8 @@ class Worker:
         return await take(self.store, posting["gate"],  # type: ignore[arg-type]
                           posting_broken=bool(posting["posting_broken"]),
                           in_flight=int(posting["in_flight"]),  # type: ignore[call-overload]
-                          database_id=self.database_id)
+                          database_id=self.database_id, now=self.clock(),
+                          x_cost_per_post=self.settings.x_cost_per_post)
 
     async def health(self) -> tuple[int, dict[str, object]]:
         snapshot = await self.snapshot()

@@ -55,6 +55,8 @@ def test_durations_and_booleans() -> None:
     ("PARSE_PROCESSES", "65", "from 0 to 64"),
     ("MAX_FEED_BYTES", "2GiB", "up to 1GiB"),
     ("TWEET_TEMPLATE", "{title}", "has no {url}: every post needs the article's link"),
+    ("X_COST_PER_POST", "-1", "US dollars from 0 to 100"),
+    ("X_MAX_SPEND_PER_MONTH", "lots", "US dollars from 0 to 1,000,000"),
     ("TWEET_TEMPLATE", "x" * 270 + " {url}", "leaves no room"),
     ("MAX_CONCURRENT_POSTS", "many", "whole number"),
     ("DRY_RUN", "maybe", "true/false"),

@@ -421,6 +421,36 @@ async def test_daily_budget_holds_the_rest_oldest_first_then_resumes_at_full_spe
     assert d.gate.reason == "daily_budget"
 
 
+async def test_a_monthly_spend_cap_holds_posts_until_the_30_day_window_has_room(
+    fx: WallX, store: Store, make: Callable[..., Awaitable[Dispatcher]]
+) -> None:
+    """X_MAX_SPEND_PER_MONTH=1.00 at X_COST_PER_POST=0.25: four posts in 30 days, then
+    the gate closes (spend_budget) and the rest wait, pending, never dropped."""
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    ids = await add_posts(store, 6, "spend")
+    d = await make(max_spend_per_month=1.0, cost_per_post=0.25, max_concurrent=1,
+                   clock=clock)
+    await fx.wait_for_tweets(4, timeout=10)
+    await wait_until(lambda: _true(d.gate.reason == "spend_budget"), 5, "spend gate")
+    await asyncio.sleep(0.5)
+    found = await posts(store, ids)
+    assert [p.state for p in found] == ["sent"] * 4 + ["pending"] * 2
+    assert len(fx.requests) == 4
+    detail = d.health()["gate"]["detail"]  # type: ignore[index]
+    assert "X_MAX_SPEND_PER_MONTH=1 reached (4 posts in 30 days" in detail
+    assert found[0].sent_at is not None
+    assert d.gate.until == pytest.approx(found[0].sent_at + 30 * 86400)
+
+    offset[0] = 30 * 86400 + 1  # the first posts leave the window: the rest go out
+    d.wake()
+    await fx.wait_for_tweets(6, timeout=10)
+    await wait_until(lambda: all_in(store, ids, "sent"), 5, "all sent")
+
+
 async def test_daily_budget_notices_a_retry_coming_due_without_a_wake_up(
     fx: WallX, store: Store, make: Callable[..., Awaitable[Dispatcher]]
 ) -> None:

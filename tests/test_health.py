@@ -66,6 +66,13 @@ async def test_healthz_metrics_and_status_agree_on_every_count(
         f"sent {posts['sent']}, failed {posts['failed']}" in status.out  # type: ignore[index]
     assert value(samples, "bot_posts_pending") == health["pending_posts"]
     assert "(200 ok)" in status.out
+    # what posting on X costs, in sight (X_COST_PER_POST: 0.20 by default)
+    assert health["x"] == {"posts_24h": 1, "posts_30d": 1, "cost_per_post_usd": 0.2,
+                           "estimated_spend_24h_usd": 0.2, "estimated_spend_30d_usd": 0.2}
+    assert value(samples, "bot_destination_posts", destination="x", window="30d") == 1
+    assert value(samples, "bot_estimated_spend_usd", destination="x", window="24h") == 0.2
+    assert "on X:      1 post in 24 h, 1 in 30 days (about $0.20 at $0.20 a post)" \
+        in status.out
     assert await service.stop() == 0
 
 

@@ -10,6 +10,7 @@ import aiohttp
 from bot.cli.database import NO_DATABASE, open_store
 from bot.cli.display import _ago, _until, _when, plural
 from bot.config import Settings
+from bot.health import Snapshot
 from bot.invocation import command
 from bot.text import clip
 from bot.times import span
@@ -29,7 +30,8 @@ async def status(settings: Settings) -> int:
         gate = Gate.from_json(await store.get_meta(GATE_KEY))
         view = gate.view(now)
         snapshot = await take(store, view, posting_broken=gate.broken,
-                              database_id=await store.get_meta("database_id"))
+                              database_id=await store.get_meta("database_id"), now=now,
+                              x_cost_per_post=settings.x_cost_per_post)
         next_due = await store.next_due_at()
     finally:
         await store.close()
@@ -37,7 +39,8 @@ async def status(settings: Settings) -> int:
     feeds = ", ".join(f"{state} {n}" for state, n in snapshot.feeds.items() if n)
     lines = [f"database:  {settings.database_path} (schema {version})",
              f"feeds:     {snapshot.total}" + (f" ({feeds})" if feeds else ""),
-             "posts:     " + ", ".join(f"{k} {v}" for k, v in snapshot.posts.items())]
+             "posts:     " + ", ".join(f"{k} {v}" for k, v in snapshot.posts.items()),
+             _on_x(snapshot, settings)]
     if not view["open"]:
         lines.append(f"gate:      closed ({gate.reason}) for {span(gate.until - now)} more, "
                      f"until {_when(gate.until)}: {gate.detail}")
@@ -80,3 +83,14 @@ async def _probe_service(settings: Settings, database_id: str | None) -> str:
         return (f"not running on this database: the service answering at {url} serves "
                 "another one (another DATABASE_PATH or HTTP_PORT?)")
     return f"answering at {url} ({resp.status} {body.get('status', '?')})"
+
+
+def _on_x(snapshot: Snapshot, settings: Settings) -> str:
+    """``on X:      3 posts in 24 h, 41 in 30 days (about $8.20 at $0.20 a post)``."""
+    on_x = snapshot.on_x()
+    line = (f"on X:      {plural(on_x['posts_24h'], 'post')} in 24 h, {on_x['posts_30d']} in "
+            f"30 days (about ${on_x['estimated_spend_30d_usd']:.2f} at "
+            f"${on_x['cost_per_post_usd']:.2f} a post")
+    if settings.x_max_spend_per_month is not None:
+        line += f"; X_MAX_SPEND_PER_MONTH ${settings.x_max_spend_per_month:g}"
+    return line + ")"

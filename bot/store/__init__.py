@@ -237,6 +237,9 @@ class Store:
     async def sent_since(self, since: float) -> list[float]:
         return await self._posts.sent_since(since)
 
+    async def sent_counts(self, *since: float) -> list[int]:
+        return await self._posts.sent_counts(*since)
+
     # -- meta ----------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:

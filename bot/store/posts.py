@@ -125,16 +125,25 @@ class Posts:
         return int(row[0]) if row else 0
 
     async def sent_since(self, since: float) -> list[float]:
-        """Times of the posts that went out on X since ``since``, oldest first (for the daily
-        budget): confirmed ones and those settled by the duplicate-content 403; not dry runs."""
+        """Times of the posts that went out on X since ``since``, oldest first (for the
+        budgets): confirmed ones and those settled by the duplicate-content 403; not dry runs."""
         rows = await self.db.fetchall(
-            "SELECT sent_at FROM posts WHERE sent_at >= ? "
-            "AND (tweet_id IS NOT NULL OR last_error LIKE 'already on X%') "
-            "ORDER BY sent_at", (since,)
-        )
+            f"SELECT sent_at FROM posts WHERE sent_at >= ? AND {_WENT_OUT} ORDER BY sent_at",
+            (since,))
         return [r[0] for r in rows]
 
+    async def sent_counts(self, *since: float) -> list[int]:
+        """How many posts went out on X since each of ``since`` (what ``status`` and
+        /metrics show: the last 24 hours, the last 30 days), in one read."""
+        columns = ", ".join("SUM(sent_at >= ?)" for _ in since)
+        row = await self.db.fetchone(
+            f"SELECT {columns} FROM posts WHERE sent_at >= ? AND {_WENT_OUT}",
+            (*since, min(since)))
+        return [int(n or 0) for n in row] if row else [0] * len(since)
 
+
+# a post that went out on X: confirmed, or settled by the duplicate-content 403
+_WENT_OUT = "(tweet_id IS NOT NULL OR last_error LIKE 'already on X%')"
 _THIS_ATTEMPT = "id = ? AND state = 'sending' AND attempts = ?"
 _CLAIM = ("UPDATE posts SET state = 'sending', attempts = attempts + 1 "
           "WHERE id = ? AND state = 'pending'")
