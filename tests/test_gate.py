@@ -58,7 +58,8 @@ def events(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_reasons_keep_their_persisted_values() -> None:
-    assert [r.value for r in GateReason] == ["", "daily_budget", "rate_limited", "credits", "auth"]
+    assert [r.value for r in GateReason] == ["", "daily_budget", "spend_budget", "rate_limited",
+                                             "credits", "auth"]
     assert not GateReason.NONE and GateReason.AUTH == "auth"
     gate = Gate(NOW + 60, GateReason.RATE_LIMITED, "HTTP 429")
     assert json.loads(gate.to_json()) == {"until": NOW + 60, "reason": "rate_limited",
@@ -262,23 +263,41 @@ async def test_restart_with_an_open_gate_says_nothing(caplog: pytest.LogCaptureF
 
 async def test_no_budget_costs_no_query() -> None:
     meta = Meta(sent=[NOW - 1] * 50)
-    assert await keeper(meta).budget(NOW, 3) == (sys.maxsize, None)
+    assert await keeper(meta).budget(NOW, 3) == (sys.maxsize, None, GateReason.NONE, "")
     assert meta.sent_since_calls == 0
 
 
 async def test_budget_room_and_when_it_reopens() -> None:
     sent = [NOW - DAY - 10, NOW - 3000, NOW - 2000, NOW - 1000]  # the first is a day old
     k = keeper(Meta(sent=sent), max_per_day=5)
-    assert await k.budget(NOW, 0) == (2, None)
-    assert await k.budget(NOW, 1) == (1, None)
+    daily = (GateReason.DAILY_BUDGET, "MAX_POSTS_PER_DAY=5 reached")
+    assert (await k.budget(NOW, 0))[:2] == (2, None)
+    assert (await k.budget(NOW, 1))[:2] == (1, None)
     # full: the oldest sends in the window have to leave it to make room for one more ...
-    assert await k.budget(NOW, 2) == (0, NOW - 3000 + DAY)
-    assert await k.budget(NOW, 3) == (0, NOW - 2000 + DAY)
+    assert await k.budget(NOW, 2) == (0, NOW - 3000 + DAY, *daily)
+    assert await k.budget(NOW, 3) == (0, NOW - 2000 + DAY, *daily)
     # ... unless the posts in flight hold the budget: one of them ending is the next news
-    assert await k.budget(NOW, 5) == (0, None)
+    assert (await k.budget(NOW, 5))[:2] == (0, None)
     k.max_per_day = 3
-    assert await k.budget(NOW, 0) == (0, NOW - 3000 + DAY)
-    assert await k.budget(NOW, 1) == (0, NOW - 2000 + DAY)
-    await k.close_for_budget(NOW - 2000 + DAY)
+    assert (await k.budget(NOW, 0))[:2] == (0, NOW - 3000 + DAY)
+    room, until, reason, why = await k.budget(NOW, 1)
+    assert (room, until) == (0, NOW - 2000 + DAY)
+    await k.close_for_budget(until, reason, why)  # type: ignore[arg-type]
     assert k.gate == Gate(NOW - 2000 + DAY, GateReason.DAILY_BUDGET,
                           "MAX_POSTS_PER_DAY=3 reached")
+
+
+async def test_a_monthly_spend_cap_counts_30_days_and_the_later_reopening_wins() -> None:
+    month = 30 * DAY
+    sent = [NOW - month - 5, NOW - 20 * DAY, NOW - 2 * DAY, NOW - 3000, NOW - 1000]
+    k = keeper(Meta(sent=sent))
+    k.max_spend_per_month, k.cost_per_post = 1.0, 0.25  # four posts a month
+    room, until, reason, why = await k.budget(NOW, 0)
+    assert (room, until, reason) == (0, NOW - 20 * DAY + month, GateReason.SPEND_BUDGET)
+    assert why == ("X_MAX_SPEND_PER_MONTH=1 reached (4 posts in 30 days at "
+                   "X_COST_PER_POST=0.25)")
+    k.max_per_day = 2  # both full: the gate stays closed until both have room
+    room, until, reason, _ = await k.budget(NOW, 0)
+    assert (room, until, reason) == (0, NOW - 20 * DAY + month, GateReason.SPEND_BUDGET)
+    k.max_per_day, k.cost_per_post = None, 0.0  # posts that cost nothing: no cap to apply
+    assert (await k.budget(NOW, 0))[0] == sys.maxsize
