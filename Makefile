@@ -11,7 +11,7 @@ UV_VERSION ?= 0.13.9
 COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
           --generate-hashes --custom-compile-command "make lock"
 
-.PHONY: run test bench demo lint lock lock-upgrade clean
+.PHONY: run test preview bench demo lint lock lock-upgrade clean
 
 $(STAMP): pyproject.toml requirements-test.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(STAMP)  ## the service; settings from the environment or .env
 # finish it in about 2 minutes instead of 5.
 test: $(STAMP)  ## the whole test suite
 	$(PY) -m pytest -n 4 $(PYTEST_ARGS)
+
+preview: $(STAMP)  ## `make preview URL=…`: the tweets a feed's newest articles would become
+	@test -n "$(URL)" || { echo 'usage: make preview URL=https://your.blog/feed.xml'; exit 2; }
+	$(VENV)/bin/feed-tweeter preview "$(URL)"
 
 bench: $(STAMP)  ## benchmarks (never part of `make test`)
 	$(PY) -m bench
