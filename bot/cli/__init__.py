@@ -16,7 +16,6 @@ This module's one job is :func:`dispatch`, which sends a command to its module:
 
 with the helpers they share in :mod:`bot.cli.database` (opening DATABASE_PATH),
 :mod:`bot.cli.display` (times, counts, tables) and :mod:`bot.cli.options` (checking options).
-Every name the single-module ``bot/cli.py`` had is still importable from ``bot.cli``.
 """
 
 from __future__ import annotations
@@ -32,24 +31,10 @@ from bot.cli.database import (
     open_store,
     read_feed_settings,
 )
-from bot.cli.database import _closing as _closing
-from bot.cli.database import _usable_database as _usable_database
-from bot.cli.display import _ago as _ago
-from bot.cli.display import _feed_settings as _feed_settings
-from bot.cli.display import _fitted as _fitted
-from bot.cli.display import _table as _table
-from bot.cli.display import _terminal_width as _terminal_width
-from bot.cli.display import _until as _until
-from bot.cli.display import _when as _when
 from bot.cli.display import plural
 from bot.cli.feed_commands import feeds, feeds_add, feeds_export, feeds_import, feeds_list
-from bot.cli.options import _hashtag_list as _hashtag_list
-from bot.cli.options import _regex as _regex
-from bot.cli.options import _template as _template
-from bot.cli.post_commands import _post_note as _post_note
 from bot.cli.post_commands import posts, posts_retry
 from bot.cli.preview_command import fetch_feed, preview
-from bot.cli.status_command import _probe_service as _probe_service
 from bot.cli.status_command import status
 from bot.config import CREDENTIALS, Settings
 from bot.errors import ConfigError
