@@ -80,7 +80,6 @@ class Dispatcher:
         self.client = client
         self.max_concurrent = max_concurrent
         self.max_post_age = max_post_age
-        self.max_per_day = max_per_day
         self.auth_retry_interval = auth_retry_interval
         self.backoff = backoff
         self.clock = clock

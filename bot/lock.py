@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 
 from bot.errors import BotError, StorageError
+from bot.store.db import read_only_problem
 
 
 class AlreadyRunningError(BotError):
@@ -44,14 +45,13 @@ def service_lock(database_path: str) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        folder = os.path.dirname(os.path.abspath(path))
         if os.path.exists(path):
             raise StorageError(f"DATABASE_PATH={database_path!r}: cannot open its lock file "
                                f"{path!r} for writing ({exc.strerror})") from None
-        raise StorageError(f"DATABASE_PATH={database_path!r}: its folder {folder!r} is "
-                           f"read-only for this user (cannot create the lock file {path!r}: "
-                           f"{exc.strerror}); the bot writes the database and its -wal, -shm "
-                           "and .lock files there") from None
+        # the database's own check says why (a read-only folder, most likely)
+        raise StorageError(read_only_problem(database_path) or
+                           f"DATABASE_PATH={database_path!r}: cannot create the lock file "
+                           f"{path!r} ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -4,17 +4,16 @@ terminal."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 
 from bot.store import FeedRow
 from bot.text import clip
-from bot.times import span
+from bot.times import iso, span
 
 
 def _when(ts: float | None) -> str:
     if not ts:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return (iso(ts) or "-").replace("T", " ")
 
 
 def _ago(ts: float | None, now: float) -> str:

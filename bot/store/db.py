@@ -223,11 +223,11 @@ def read_only_problem(path: str) -> str | None:
     if path == ":memory:" or path.startswith("file:"):
         return None
     folder = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.exists(path) and not _writable(path):
-        return f"DATABASE_PATH={path!r} is read-only: the bot must be able to write the file"
     if os.path.isdir(folder) and not _writable(folder):
         return (f"DATABASE_PATH={path!r}: its folder {folder!r} is read-only; the bot writes "
-                "the database and its -wal and -shm files there")
+                "the database and its -wal, -shm and .lock files there")
+    if os.path.exists(path) and not _writable(path):
+        return f"DATABASE_PATH={path!r} is read-only: the bot must be able to write the file"
     return None
 
 
