@@ -17,8 +17,6 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import aiohttp
@@ -27,34 +25,13 @@ from oauthlib.oauth1 import Client as OAuthClient
 from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
+from bot.delivery import DRY_RUN_REASON, Delivery, Outcome, OutcomeKind
 from bot.times import retry_after
 
+__all__ = ["BROKEN_HELP", "DRY_RUN_REASON", "DryRunClient", "Outcome", "OutcomeKind", "XClient",
+           "rate_limit_reset"]
+
 log = logging.getLogger(__name__)
-
-DRY_RUN_REASON = "dry run"  # DryRunClient's "sent": recorded as handled, not posted
-
-
-class OutcomeKind(StrEnum):
-    """What one attempt to post came to (the values are the ``posts_total`` metric's labels).
-
-    sent          X confirmed: ``tweet_id`` holds the new tweet's id
-    duplicate     403 duplicate content: the text is already on X; settled, never retried
-    retry         transient (5xx, non-JSON body, timeout, connection error): back off, retry
-    rate_limited  429: close the gate until ``retry_at`` (None: no header said when)
-    auth          401: the credentials are wrong or revoked
-    credits       402: the account is out of pay-per-use credits
-    failed        400 or another 403: this text will never be accepted; ``reason`` says why
-                  (a read-only token's 403 is ``auth``: no post would be accepted)
-    """
-
-    SENT = "sent"
-    DUPLICATE = "duplicate"
-    RETRY = "retry"
-    RATE_LIMITED = "rate_limited"
-    AUTH = "auth"
-    CREDITS = "credits"
-    FAILED = "failed"
-
 
 # What the operator has to do when X's answer means that no post can go out.
 BROKEN_HELP = {
@@ -66,20 +43,6 @@ BROKEN_HELP = {
     OutcomeKind.CREDITS: "X says the account is out of credits (402): add credits in the "
     "developer portal",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one attempt to post came to: its :class:`OutcomeKind`, and what goes with it."""
-
-    kind: OutcomeKind
-    tweet_id: str | None = None
-    reason: str = ""
-    retry_at: float | None = None
-    status: int | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", OutcomeKind(self.kind))
 
 
 def _header_float(headers: Any, name: str) -> float | None:
@@ -188,6 +151,9 @@ class XClient:
         self.timeout = timeout
         self.clock = clock or time.time
 
+    async def send(self, delivery: Delivery) -> Outcome:
+        return await self.post(delivery.text)
+
     async def post(self, text: str) -> Outcome:
         try:
             async with asyncio.timeout(self.timeout):
@@ -240,9 +206,16 @@ _RETRY_4XX = frozenset({404, 405, 408, 409, 425})
 
 
 class DryRunClient:
-    """DRY_RUN: do everything but post; log the text that would be tweeted."""
+    """DRY_RUN: do everything but post; print the text that would be posted, and where."""
+
+    def __init__(self, destination: str = "x") -> None:
+        self.destination = destination
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        return await self.post(delivery.text)
 
     async def post(self, text: str) -> Outcome:
-        log.debug("dry_run_tweet text=%r", text)
-        print(f"[dry run] would tweet: {text}", flush=True)
+        log.debug("dry_run_post destination=%s text=%r", self.destination, text)
+        where = "tweet" if self.destination == "x" else f"post to {self.destination}"
+        print(f"[dry run] would {where}: {text}", flush=True)
         return Outcome(OutcomeKind.SENT, tweet_id=None, reason=DRY_RUN_REASON)
