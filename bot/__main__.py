@@ -252,6 +252,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 def run_service(env: Mapping[str, str], *, once: bool = False) -> int:
     from bot.cli import database_problem
     from bot.config import CREDENTIALS, Settings
+    from bot.destinations import SECRETS
     from bot.lock import AlreadyRunningError, service_lock
     from bot.logs import configure
 
@@ -264,7 +265,9 @@ def run_service(env: Mapping[str, str], *, once: bool = False) -> int:
     try:
         with service_lock(settings.database_path):
             configure(settings.log_level, settings.log_format,
-                      secrets=[env.get(name, "").strip() for name in CREDENTIALS])
+                      secrets=[*(env.get(name, "").strip() for name in CREDENTIALS),
+                               *(d.get(base) for d in settings.destinations
+                                 for base in SECRETS)])
             for warning in settings.warnings:
                 logging.getLogger("bot").warning("setting_unknown %s", warning)
             return asyncio.run(_serve(settings, once))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from twitter_text import extract_urls_with_indices
@@ -55,6 +55,7 @@ from bot.fit import (
 )
 from bot.links import MAX_LINK_LENGTH, normalise_link, tweetable, usable
 from bot.models import Entry
+from bot.networks import LengthRule, X
 
 __all__ = [  # what bot.compose has always offered, some of it now from bot.fit and bot.fields
     "ELLIPSIS",
@@ -66,6 +67,7 @@ __all__ = [  # what bot.compose has always offered, some of it now from bot.fit 
     "WORD_SLACK",
     "Composed",
     "compose",
+    "compose_for_rules",
     "compose_posts",
     "hashtags_from_categories",
     "neutralise_mentions",
@@ -157,8 +159,9 @@ def _link_stays_whole(text: str, link: str) -> bool:
 
 
 def compose(template: str, entry: Entry, *, feed_title: str = "", hashtags: str = "",
-            keep_mentions: bool = False) -> str:
-    """The tweet for ``entry``: the template filled, shrunk to fit MAX_WEIGHT, link intact.
+            keep_mentions: bool = False, rule: LengthRule = X) -> str:
+    """The post for ``entry``: the template filled, shrunk to fit ``rule`` (X's 280 weighted
+    characters by default), link intact (written as ``rule.link_display`` has it, if set).
 
     The link is ``normalise_link(entry.link)`` (none when that is None). ``hashtags`` are extra
     tags ("#a #b") added after those made from the entry's categories. Raises ConfigError for a
@@ -172,10 +175,14 @@ def compose(template: str, entry: Entry, *, feed_title: str = "", hashtags: str 
     values = {name: clean_text(text) for name, text in texts.items()}
     if not keep_mentions:
         values = {name: neutralise_mentions(text) for name, text in values.items()}
-    values["url"] = normalise_link(entry.link) or ""
+    link = normalise_link(entry.link) or ""
     values["hashtags"] = hashtags_from_categories(entry.categories, hashtags)
     used = {name for _, name in parts if name is not None}
-    return _fit(parts, values, used, _needs_padding(parts, values, used))
+    if link and (display := rule.link_display(link)) is not None:
+        values["url"] = display  # a facet makes it a link: no padding to worry about
+        return _fit(parts, values, used, False, rule)
+    values["url"] = link
+    return _fit(parts, values, used, _needs_padding(parts, values, used), rule)
 
 
 def _needs_padding(parts: list[tuple[str, str | None]], values: dict[str, str],
@@ -204,24 +211,25 @@ def _needs_padding(parts: list[tuple[str, str | None]], values: dict[str, str],
 
 
 def _fit(parts: list[tuple[str, str | None]], values: dict[str, str], used: set[str],
-         pad_url: bool) -> str:
+         pad_url: bool, rule: LengthRule = X) -> str:
     weights: dict[str, int] = {}  # measuring is the slow part: never the same text twice
+    limit, bound = rule.limit, rule.bound
 
     def weight(text: str) -> int:
         if text not in weights:
-            weights[text] = weighted_length(text)
+            weights[text] = rule.measure(text)
         return weights[text]
 
-    def fits_text(text: str) -> bool:  # the cheap bound first: most tweets fit by far
-        return weight_at_most(text) <= MAX_WEIGHT or weight(text) <= MAX_WEIGHT
+    def fits_text(text: str) -> bool:  # the cheap bound first: most posts fit by far
+        return bound(text) <= limit or weight(text) <= limit
 
     text = _render(parts, values, pad_url)
-    if weight_at_most(text) <= MAX_WEIGHT:
-        return text  # the usual case: nothing to cut, and twitter-text need not be asked
+    if bound(text) <= limit:
+        return text  # the usual case: nothing to cut, and the exact measure need not be asked
     fields = {name: Field(name, values[name]) for name in _SHRINK_ORDER if name in used}
     sizes = {}
     for name, field in fields.items():  # a field whose words alone are too heavy: cut it now
-        sizes[name] = min(field.size, field.cannot_fit_from())
+        sizes[name] = min(field.size, field.cannot_fit_from(limit, rule.fit_url_weight))
         values[name] = field.cut(sizes[name])
     for name, field in fields.items():
         if fits_text(_render(parts, values, pad_url)):
@@ -232,21 +240,21 @@ def _fit(parts: list[tuple[str, str | None]], values: dict[str, str], used: set[
 
         def surely_fits(n: int, name: str = name, field: Field = field) -> bool:
             text = _render(parts, {**values, name: field.cut(n)}, pad_url)
-            return weight_at_most(text) <= MAX_WEIGHT
+            return bound(text) <= limit
 
         ref = _render(parts, {**values, name: field.cut(max(0, sizes[name] - 1))}, pad_url)
 
         def fits_word(n: int, name: str = name, field: Field = field, ref: str = ref) -> bool:
             text = _render(parts, {**values, name: field.cut(n)}, pad_url)
-            return (weight_at_most(text) <= MAX_WEIGHT
-                    or window_weight(text, ref, weight) <= MAX_WEIGHT)
+            return bound(text) <= limit or window_weight(text, ref, weight) <= limit
 
         keep = longest_fitting(field, sizes[name], fits, surely_fits, fits_word)
         values[name] = field.cut(keep)
     text = _render(parts, values, pad_url)
     if not fits_text(text):
         raise ConfigError(f"TWEET_TEMPLATE leaves no room: its own text and the link weigh "
-                          f"{weight(text)} of {MAX_WEIGHT} even with every other field emptied")
+                          f"{weight(text)} of {rule.name or rule.limit} even with every "
+                          "other field emptied")
     return text
 
 
@@ -268,7 +276,7 @@ def _why_not(raw: str | None, link: str | None) -> str:
 
 def compose_posts(template: str, entries: Iterable[Entry], feed_title: str,
                   feed_link: str | None, hashtags: str = "", *,
-                  keep_mentions: bool = False) -> list[Composed]:
+                  keep_mentions: bool = False, rule: LengthRule = X) -> list[Composed]:
     """What to post for a feed's new entries: one :class:`Composed` per entry, in order.
 
     Hashtags asked for (``HASHTAGS``, a feed's own) go at the end when the template has no
@@ -292,7 +300,7 @@ def compose_posts(template: str, entries: Iterable[Entry], feed_title: str,
     for entry in entries:
         try:
             results.append(_compose_one(template, entry, feed_title, home, hashtags,
-                                        keep_mentions, needs_link))
+                                        keep_mentions, needs_link, rule))
         except Exception as exc:  # one entry never stops the others
             log.exception("compose_failed entry=%r", entry.id)
             results.append(Composed(None, error=f"could not compose this entry: "
@@ -300,8 +308,17 @@ def compose_posts(template: str, entries: Iterable[Entry], feed_title: str,
     return results
 
 
+def compose_for_rules(rules: Sequence[LengthRule], template: str, entries: Sequence[Entry],
+                      feed_title: str, feed_link: str | None, hashtags: str = "", *,
+                      keep_mentions: bool = False) -> list[list[Composed]]:
+    """:func:`compose_posts` under each rule (one call, for one trip to a parsing process)."""
+    return [compose_posts(template, entries, feed_title, feed_link, hashtags,
+                          keep_mentions=keep_mentions, rule=rule) for rule in rules]
+
+
 def _compose_one(template: str, entry: Entry, feed_title: str, home: str | None,
-                 hashtags: str, keep_mentions: bool, needs_link: bool) -> Composed:
+                 hashtags: str, keep_mentions: bool, needs_link: bool,
+                 rule: LengthRule = X) -> Composed:
     found = getattr(entry, "error", None)  # found while reading the feed: it stands
     if found:
         return Composed(None, error=found)
@@ -313,7 +330,8 @@ def _compose_one(template: str, entry: Entry, feed_title: str, home: str | None,
                             "link to tweet instead")
         link = home
     entry = replace(entry, link=link)
-    options = {"feed_title": feed_title, "hashtags": hashtags, "keep_mentions": keep_mentions}
+    options = {"feed_title": feed_title, "hashtags": hashtags, "keep_mentions": keep_mentions,
+               "rule": rule}
     carries_link = needs_link
     try:
         text = compose(template, entry, **options)  # type: ignore[arg-type]

@@ -38,6 +38,14 @@ from bot.converters import (
     _size,
     mentions_mode,
 )
+from bot.destinations import (
+    SECRETS,
+    SPECS,
+    Destination,
+    app_password_warning,
+    read_destinations,
+    setting_names,
+)
 from bot.environment import NEAR_MISS, Environment, _near_misses, _unknown_settings
 from bot.errors import ConfigError
 from bot.invocation import command
@@ -72,6 +80,8 @@ CREDENTIALS = (
     "TWITTER_ACCESS_TOKEN",
     "TWITTER_ACCESS_TOKEN_SECRET",
 )
+_DESTINATION_VARS = frozenset(b for spec in SPECS.values()
+                              for b in (*spec.required, *spec.optional))
 DRY_RUN_DATABASE = "bot.dry-run.sqlite3"  # DRY_RUN's database when DATABASE_PATH is not set
 
 
@@ -130,6 +140,8 @@ class Settings:
     log_format: str = "text"
     shutdown_grace: float = 10.0
     parse_processes: int = 0
+    # the accounts to post to (bot.destinations): X, Mastodon, Bluesky, named ones
+    destinations: tuple[Destination, ...] = ()
     # what looked wrong but was not an error (a setting's name misspelt): said at start-up
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -137,14 +149,23 @@ class Settings:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.upper() in CREDENTIALS:
+            if f.name.upper() in SECRETS:
                 value = "***" if value else ""
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
     @property
     def has_credentials(self) -> bool:
-        return all(getattr(self, name.lower()) for name in CREDENTIALS)
+        """Whether some destination is configured (X, Mastodon or Bluesky)."""
+        return bool(self.destinations)
+
+    @property
+    def outlets(self) -> tuple[Destination, ...]:
+        """Where posts go: the configured destinations; a dry run without any gets ``x``
+        (it prints what would be tweeted, as it always did)."""
+        if self.destinations or not self.dry_run:
+            return self.destinations
+        return (Destination("x", "x"),)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, require_feeds: bool = True,
@@ -192,7 +213,16 @@ class Settings:
         )
         for name in CREDENTIALS:
             values[name.lower()] = reader.get(name, str.strip, "")
-        values["warnings"] = tuple(_unknown_settings(env, reader.asked))
+        ignored: list[str] = []
+        values["destinations"] = read_destinations(
+            env, reader.problems, base_url=_base_url, warnings=ignored,
+            defaults={"TWITTER_API_BASE_URL": values["twitter_api_base_url"]})
+        reader.asked |= setting_names(env)
+        reader.asked |= {base for spec in SPECS.values()
+                         for base in (*spec.required, *spec.optional)}
+        warnings = [*ignored,
+                    *(w for d in values["destinations"] if (w := app_password_warning(d)))]
+        values["warnings"] = (*_unknown_settings(env, reader.asked), *warnings)
         if feed_urls_file := reader.get("FEED_URLS_FILE", _nonempty, ""):
             listed = _feed_urls_file(feed_urls_file, reader)
             values["feed_urls"] = tuple(dict.fromkeys((*values["feed_urls"], *listed)))
@@ -206,14 +236,16 @@ class Settings:
                 "of them (one per line, or OPML), or add one with "
                 f"`{command()} feeds add URL`"
             )
-        if require_credentials and not settings.dry_run and not settings.has_credentials:
+        if (require_credentials and not settings.dry_run and not settings.has_credentials
+                and not any(n in p for p in problems for n in _DESTINATION_VARS)):
             missing = [n for n in CREDENTIALS if not values[n.lower()]]
             near = [f"{other} is set: did you mean {name}?"
-                    for other, name in _near_misses(env, reader.asked) if name in missing]
+                    for other, name in _near_misses(env, reader.asked)
+                    if name in _DESTINATION_VARS]
             problems.append(
-                f"{', '.join(missing)}: missing. Posting needs the four OAuth 1.0a values "
-                "from the X developer portal (API Key, API Key Secret, Access Token, "
-                "Access Token Secret); or set DRY_RUN=1 to try the bot without posting"
+                f"{', '.join(missing)}: missing. X needs these OAuth 1.0a values from its "
+                "developer portal; or set MASTODON_BASE_URL and MASTODON_ACCESS_TOKEN, or "
+                "BLUESKY_HANDLE and BLUESKY_APP_PASSWORD; or DRY_RUN=1 to try without posting"
                 + (f" ({'; '.join(near)})" if near else "")
             )
         if problems:  # a misspelt name may be why: say those too

@@ -10,13 +10,15 @@ as the ``Idempotency-Key``, Bluesky as the record key (rkey) of the post record.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["DRY_RUN_REASON", "Card", "Delivery", "Outcome", "OutcomeKind", "new_key"]
+__all__ = ["DRY_RUN_REASON", "Card", "Delivery", "Outcome", "OutcomeKind", "card_from_json",
+           "card_to_json", "new_key"]
 
 DRY_RUN_REASON = "dry run"  # a dry-run client's "sent": recorded as handled, not posted
 
@@ -112,3 +114,25 @@ def new_key(now: float | None = None) -> str:
         chars.append(_B32[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+# -- the card as stored with a post (posts.card) ---------------------------------------------
+
+def card_to_json(link: str | None, card: Card) -> str:
+    """What ``posts.card`` holds: the link the text carries and its card."""
+    return json.dumps({"link": link, "title": card.title, "description": card.description,
+                       "image": card.image}, ensure_ascii=False)
+
+
+def card_from_json(raw: str | None) -> tuple[str | None, Card | None]:
+    """The link and the card :func:`card_to_json` wrote; (None, None) for none or garbage."""
+    if not raw:
+        return None, None
+    try:
+        data = json.loads(raw)
+        link = data.get("link")
+        card = Card(str(data.get("title") or ""), str(data.get("description") or ""),
+                    data.get("image") if isinstance(data.get("image"), str) else None)
+    except (ValueError, AttributeError, TypeError):
+        return None, None
+    return (link if isinstance(link, str) else None), card

@@ -28,13 +28,13 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.delivery import Delivery, card_from_json
 from bot.gate import BUDGETS, DAY, GATE_KEY, MAX_GATE, Gate, Gatekeeper, GateReason
 from bot.metrics import Metrics
-from bot.models import PostState
 from bot.pool import TaskPool
 from bot.store import DRY_RUN_NOTE, Post, Store, is_write_failure
 from bot.times import iso
@@ -50,8 +50,17 @@ PUMP_ERROR_PAUSE = 5.0  # after an unexpected error in the pump (e.g. the disk i
 IDLE_RECHECK = 15.0
 
 
+# the note of a post settled as already there, per network (it counts as posted: budgets)
+_ALREADY_THERE = {"x": "already on X (duplicate content)",
+                  "mastodon": "already on Mastodon (same Idempotency-Key)",
+                  "bluesky": "already on Bluesky (its record exists)"}
+
+
 class Poster(Protocol):
-    async def post(self, text: str) -> Outcome: ...
+    """A network's client (:class:`~bot.twitter.XClient`, :class:`~bot.mastodon.MastodonClient`,
+    :class:`~bot.bluesky.BlueskyClient`, a dry run's): never raises for an answer."""
+
+    async def send(self, delivery: Delivery) -> Outcome: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +84,15 @@ class Dispatcher:
                  max_spend_per_month: float | None = None, cost_per_post: float = 0.0,
                  auth_retry_interval: float = 300.0, backoff: Backoff = Backoff(),
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, destination: str = "x",
+                 network: str = "x") -> None:
         self.store = store
         self.client = client
+        self.destination = destination
+        self.network = network
+        # what the operator must do when posting is broken, in this network's words
+        self.broken_help: Mapping[OutcomeKind, str] = getattr(client, "broken_help",
+                                                              BROKEN_HELP)
         self.max_concurrent = max_concurrent
         self.max_post_age = max_post_age
         self.auth_retry_interval = auth_retry_interval
@@ -85,9 +100,11 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
+        self._pending_gauge = self.metrics.destination_pending.labels(destination)
+        self._gate_gauge = self.metrics.destination_gate_seconds.labels(destination)
         self.gatekeeper = Gatekeeper(store, clock=clock, max_per_day=max_per_day,
                                      max_spend_per_month=max_spend_per_month,
-                                     cost_per_post=cost_per_post,
+                                     cost_per_post=cost_per_post, destination=destination,
                                      backoff=lambda strikes: self.backoff.delay(strikes, self.rng))
         self._wake = asyncio.Event()
         # post id -> its task; a task leaving the pool wakes the pump (a slot is free)
@@ -108,14 +125,16 @@ class Dispatcher:
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        requeued = await self.store.requeue_interrupted()
+        requeued = await self.store.requeue_interrupted(self.destination)
         if requeued:
-            log.warning("posts_requeued count=%d reason=interrupted_while_sending", requeued)
+            log.warning("posts_requeued count=%d reason=interrupted_while_sending%s", requeued,
+                        self._where)
         await self.gatekeeper.load()
-        pending = (await self.store.post_counts())[PostState.PENDING]
+        pending = await self.store.pending_count(self.destination)
         if pending:
-            log.info("posts_resumed pending=%d", pending)
-        self._pump = asyncio.create_task(self._run_pump(), name="dispatch-pump")
+            log.info("posts_resumed pending=%d%s", pending, self._where)
+        self._pump = asyncio.create_task(self._run_pump(),
+                                         name=f"dispatch-pump-{self.destination}")
         self._pump.add_done_callback(_log_pump_exception)
 
     def wake(self) -> None:
@@ -194,7 +213,7 @@ class Dispatcher:
         if self._unrecorded:
             await self._requeue_unrecorded()
         now = self.clock()
-        self.metrics.gate_seconds.set(max(0.0, self.gate.until - now))
+        self._gate_gauge.set(max(0.0, self.gate.until - now))
         if self.gate.closed(now):
             return self.gate.until - now
         if self.gate.reason in BUDGETS:  # our own limit: nothing to probe
@@ -206,8 +225,8 @@ class Dispatcher:
         if room <= 0:
             if reopens_at is None:
                 return None  # the budget is held by posts in flight: they wake us
-            if not await self.store.due_posts(now, 1):  # nothing waits for it yet
-                due = await self.store.next_due_at()
+            if not await self.store.due_posts(now, 1, destination=self.destination):
+                due = await self.store.next_due_at(self.destination)  # nothing waits yet
                 return None if due is None else max(0.05, due - self.clock())
             await self.gatekeeper.close_for_budget(reopens_at, reason, why)
             return max(0.0, self.gate.until - self.clock())
@@ -215,7 +234,8 @@ class Dispatcher:
         # one trip: claim what is due, count what is left (not post_counts(): that counts
         # every post ever sent), and when the next one is due
         claiming = asyncio.ensure_future(
-            self.store.claim_due(now, free, exclude=self._pool.keys()))
+            self.store.claim_due(now, free, exclude=self._pool.keys(),
+                                 destination=self.destination))
         try:
             batch = await asyncio.shield(claiming)
         except asyncio.CancelledError:
@@ -229,7 +249,7 @@ class Dispatcher:
         for post in batch.claimed:
             # should the gate have closed meanwhile, the task puts the post back untried
             self._pool.spawn(post.id, self._send(post), name=f"post-{post.id}")
-        self.metrics.pending.set(batch.pending)
+        self._pending_gauge.set(batch.pending)
         if self.gate.closed(self.clock()):
             return self.gate.until - self.clock()
         if len(batch.claimed) == free or self._free_slots() <= 0:
@@ -254,7 +274,7 @@ class Dispatcher:
                 await self.store.mark_pending(post, 0, post.last_error, refund_attempt=True)
                 return
             try:
-                outcome = await self.client.post(post.text)
+                outcome = await self.client.send(self._delivery(post))
             except asyncio.CancelledError:
                 # Shutdown: we do not know whether X got it; leave it pending, a retry's
                 # duplicate-content 403 settles it if it did.
@@ -285,44 +305,60 @@ class Dispatcher:
         attempt = post.attempts + 1
         kind = outcome.kind
         self.metrics.posts.labels(kind).inc()
+        self.metrics.destination_outcomes.labels(self.destination, kind).inc()
         if kind in (OutcomeKind.SENT, OutcomeKind.DUPLICATE):  # -> sent
             await self.gatekeeper.wall_gone(now, posted=True)
             duplicate = kind is OutcomeKind.DUPLICATE
-            note = "already on X (duplicate content)" if duplicate else None
+            note = _ALREADY_THERE.get(self.network, "already there") if duplicate else None
             if outcome.reason == DRY_RUN_REASON:
                 note = DRY_RUN_NOTE
             await self.store.mark_sent(post, outcome.tweet_id, now, note)
             if outcome.reason == DRY_RUN_REASON:
-                log.info("post_dry_run id=%d (recorded as handled, not posted)", post.id)
+                log.info("post_dry_run id=%d (recorded as handled, not posted)%s", post.id,
+                         self._where)
             else:
-                log.info("post_sent id=%d tweet_id=%s attempt=%d%s", post.id, outcome.tweet_id,
-                         attempt, " duplicate=1" if duplicate else "")
+                log.info("post_sent id=%d tweet_id=%s attempt=%d%s%s", post.id,
+                         outcome.tweet_id, attempt, " duplicate=1" if duplicate else "",
+                         self._where)
         elif kind is OutcomeKind.RATE_LIMITED:  # -> pending, attempt refunded, gate closed
             await self.gatekeeper.rate_limited(now, outcome.retry_at, outcome.reason)
             await self.store.mark_pending(post, 0, outcome.reason, refund_attempt=True)
-            log.info("post_deferred id=%d reason=rate_limited until=%s", post.id,
-                     iso(self.gate.until))
+            log.info("post_deferred id=%d reason=rate_limited until=%s%s", post.id,
+                     iso(self.gate.until), self._where)
         elif kind in (OutcomeKind.AUTH, OutcomeKind.CREDITS):  # -> pending, posting stopped
-            await self.gatekeeper.stop(GateReason(kind), BROKEN_HELP[kind],
+            await self.gatekeeper.stop(GateReason(kind),
+                                       self.broken_help.get(kind, outcome.reason),
                                        self.auth_retry_interval)
             await self.store.mark_pending(post, 0, outcome.reason, refund_attempt=True)
         elif kind is OutcomeKind.RETRY:  # -> pending after a backoff, or failed when too old
             if now - post.created_at >= self.max_post_age:
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
                 await self.store.mark_failed(post, reason)
-                log.error("post_failed id=%d reason=%r", post.id, reason)
+                log.error("post_failed id=%d reason=%r%s", post.id, reason, self._where)
             else:
                 delay = self.backoff.delay(attempt, self.rng)
                 await self.store.mark_pending(post, now + delay, outcome.reason)
-                log.warning("post_retry id=%d attempt=%d in=%.1fs reason=%r", post.id, attempt,
-                            delay, outcome.reason)
+                log.warning("post_retry id=%d attempt=%d in=%.1fs reason=%r%s", post.id,
+                            attempt, delay, outcome.reason, self._where)
         else:  # failed: X read the request and refused this text; the wall, if any, is gone
             await self.gatekeeper.wall_gone(now, posted=False)
             await self.store.mark_failed(post, outcome.reason)
-            log.error("post_failed id=%d reason=%r", post.id, outcome.reason)
+            log.error("post_failed id=%d reason=%r%s", post.id, outcome.reason, self._where)
 
     def health(self) -> dict[str, object]:
         return {"in_flight": len(self._pool), **self.gatekeeper.health(self.clock())}
+
+    @property
+    def _where(self) -> str:
+        """`` destination=NAME`` for the log lines (said for every destination but ``x``,
+        whose lines read as they did before there were others)."""
+        return "" if self.destination == "x" else f" destination={self.destination}"
+
+    def _delivery(self, post: Post) -> Delivery:
+        link, card = card_from_json(post.card)
+        return Delivery(post_id=post.id, text=post.text, key=post.key or f"post-{post.id}",
+                        attempts=post.attempts, link=link or post.link, card=card,
+                        destination=self.destination)
 
 
 def _log_task_exception(task: asyncio.Task[object], exc: BaseException) -> None:

@@ -81,8 +81,9 @@ class Field:
         kept = full[:limit].rstrip(CUT_TRAIL)
         return kept + ELLIPSIS if kept else ""
 
-    def cannot_fit_from(self) -> int:
-        """A size from which no cut can fit: its words alone weigh more than MAX_WEIGHT.
+    def cannot_fit_from(self, limit: int = MAX_WEIGHT, url_weight: int = 23) -> int:
+        """A size from which no cut can fit: its words alone weigh more than ``limit``
+        (a URL found in the text weighing ``url_weight``).
 
         Counted are the words after the first (which may join the template's text before it),
         each with the space before it (1). X finds URLs only where there is a ".", so a word
@@ -99,8 +100,8 @@ class Field:
             core = word.rstrip(CUT_TRAIL)
             if index and core:
                 clusters = len(core) if core.isascii() else len(_CLUSTER.findall(core))
-                total += 1 + (min(23, clusters) if "." in core else clusters)
-            if total > MAX_WEIGHT or pos > FIELD_MAX_CHARS:
+                total += 1 + (min(url_weight, clusters) if "." in core else clusters)
+            if total > limit or pos > FIELD_MAX_CHARS:
                 return min(limit, bisect.bisect_left(self.ends, pos) + 1)
         return limit if limit < self.size else self.size + 1
 

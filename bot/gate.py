@@ -39,6 +39,11 @@ DAY = 86400.0
 MAX_GATE = DAY + 900.0
 
 
+def gate_key(destination: str) -> str:
+    """The meta row that holds a destination's gate."""
+    return GATE_KEY if destination == "x" else f"{GATE_KEY}:{destination}"
+
+
 class GateReason(StrEnum):
     """Why the gate is (or was last) closed; the values are persisted and shown in /healthz."""
 
@@ -113,17 +118,21 @@ class MetaStore(Protocol):
 
     async def get_meta(self, key: str) -> str | None: ...
     async def set_meta(self, key: str, value: str) -> None: ...
-    async def sent_since(self, since: float) -> list[float]: ...
+    async def sent_since(self, since: float, destination: str = "x") -> list[float]: ...
 
 
 class Gatekeeper:
     """Holds the gate for one destination: closes and opens it, writes it down, reads it back
-    at start-up, and applies the daily budget."""
+    at start-up, and applies the daily budget. Each destination has its own (``x``'s is kept
+    under the meta key it always had, ``gate``; another's under ``gate:<name>``)."""
 
     def __init__(self, store: MetaStore, *, clock: Callable[[], float],
                  backoff: Callable[[int], float], max_per_day: int | None = None,
-                 max_spend_per_month: float | None = None, cost_per_post: float = 0.0) -> None:
+                 max_spend_per_month: float | None = None, cost_per_post: float = 0.0,
+                 destination: str = "x") -> None:
         self.store = store
+        self.destination = destination
+        self.key = gate_key(destination)
         self.clock = clock
         self.backoff = backoff  # strikes -> seconds, for a 429 that names no usable reset
         self.max_per_day = max_per_day
@@ -137,7 +146,7 @@ class Gatekeeper:
         cut to :data:`MAX_GATE`; a budget gate is dropped (the budget is recomputed from the
         posts sent, and ``MAX_POSTS_PER_DAY`` may have changed); an auth or credits gate is
         probed at once (a restart may bring fixed settings), not at the end of its interval."""
-        gate = Gate.from_json(await self.store.get_meta(GATE_KEY))
+        gate = Gate.from_json(await self.store.get_meta(self.key))
         now = self.clock()
         if gate.until > now + MAX_GATE:
             gate = replace(gate, until=now + MAX_GATE)
@@ -145,11 +154,11 @@ class Gatekeeper:
             gate = Gate()
         elif gate.reason in BROKEN:
             gate = replace(gate, until=0.0)
-            log.error("posting_stopped reason=%s (from before the restart): %s; probing "
-                      "with one post", gate.reason, gate.detail)
+            log.error("posting_stopped destination=%s reason=%s (from before the restart): "
+                      "%s; probing with one post", self.destination, gate.reason, gate.detail)
         elif gate.closed(now):
-            log.warning("gate_closed reason=%s until=%s (from before the restart)",
-                        gate.reason, iso(gate.until))
+            log.warning("gate_closed destination=%s reason=%s until=%s (from before the "
+                        "restart)", self.destination, gate.reason, iso(gate.until))
         self.gate = gate
 
     async def close(self, until: float, reason: GateReason, detail: str, *,
@@ -172,8 +181,8 @@ class Gatekeeper:
                 or new_until - self.gate.until > 1.0)
         self.gate = Gate(new_until, new_reason, new_detail)
         if news and not quiet:
-            log.warning("gate_closed reason=%s until=%s detail=%r", new_reason,
-                        iso(new_until), new_detail)
+            log.warning("gate_closed destination=%s reason=%s until=%s detail=%r",
+                        self.destination, new_reason, iso(new_until), new_detail)
         await self._persist()
 
     async def stop(self, reason: GateReason, detail: str, retry_in: float) -> None:
@@ -181,8 +190,8 @@ class Gatekeeper:
         closes for ``retry_in`` seconds at a time, a probe after each."""
         changed = self.gate.reason != reason
         if changed:
-            log.error("posting_stopped reason=%s: %s; posts stay pending, retrying every %gs",
-                      reason, detail, retry_in)
+            log.error("posting_stopped destination=%s reason=%s: %s; posts stay pending, "
+                      "retrying every %gs", self.destination, reason, detail, retry_in)
         # posting_stopped (above) says it: the gate_closed line would say it twice
         await self.close(self.clock() + retry_in, reason, detail, quiet=changed)
 
@@ -198,7 +207,8 @@ class Gatekeeper:
         await self.close(min(until, now + MAX_GATE), GateReason.RATE_LIMITED, detail)
 
     async def open(self) -> None:
-        log.info("gate_opened previous_reason=%s", self.gate.reason)
+        log.info("gate_opened destination=%s previous_reason=%s", self.destination,
+                 self.gate.reason)
         self.gate = Gate()
         await self._persist()
 
@@ -214,7 +224,7 @@ class Gatekeeper:
     async def _persist(self) -> None:
         # Awaited, not fire-and-forget: the gate is on disk before the post that closed it
         # goes back to pending, and nothing is left unwritten at shutdown.
-        await self.store.set_meta(GATE_KEY, self.gate.to_json())
+        await self.store.set_meta(self.key, self.gate.to_json())
 
     # -- the budgets: MAX_POSTS_PER_DAY, X_MAX_SPEND_PER_MONTH --------------------------------
 
@@ -240,7 +250,7 @@ class Gatekeeper:
         room, reopens_at = sys.maxsize, None
         reason, why = GateReason.NONE, ""
         for window, most, budget_reason, budget_why in self._budgets():
-            sent = await self.store.sent_since(now - window)
+            sent = await self.store.sent_since(now - window, self.destination)
             left = most - len(sent) - in_flight
             if left > 0:
                 room = min(room, left)

@@ -9,6 +9,7 @@ holds in memory, a database that has stopped taking writes). The three views ren
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,25 +24,24 @@ FEED_LIST_MAX = 200  # /healthz lists each feed while there are at most this man
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     feeds: dict[str, int]  # every feed state, 0 included
-    posts: dict[str, int]  # every post state, 0 included
+    posts: dict[str, int]  # every post state, 0 included (all destinations)
     rows: list[FeedRow]  # every feed when there are at most FEED_LIST_MAX, else the failing
     last_successful_poll: float | None
-    gate: dict[str, Any]  # open, reason, seconds_left, detail, probing, until
-    posting_broken: bool
+    gate: dict[str, Any]  # the first destination's: open, reason, seconds_left, detail, …
+    posting_broken: bool  # posting to some destination cannot work until someone acts
     in_flight: int | None = None  # None: not known here (the command line)
     database_error: str | None = None
     database_id: str | None = None
     posts_on_x: tuple[int, int] = (0, 0)  # went out in the last 24 hours, the last 30 days
     x_cost_per_post: float = 0.0  # USD (X_COST_PER_POST)
+    # each destination: network, posts (by state), posts_24h, posts_30d, gate,
+    # posting_broken, in_flight (and for X, the estimated spend)
+    destinations: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def on_x(self) -> dict[str, Any]:
         """Posts on X and what they cost, estimated at X_COST_PER_POST."""
-        day, month = self.posts_on_x
-        cost = self.x_cost_per_post
-        return {"posts_24h": day, "posts_30d": month, "cost_per_post_usd": cost,
-                "estimated_spend_24h_usd": round(day * cost, 2),
-                "estimated_spend_30d_usd": round(month * cost, 2)}
+        return _spend(*self.posts_on_x, self.x_cost_per_post)
 
     @property
     def status(self) -> str:
@@ -66,11 +66,18 @@ class Snapshot:
         return [f for f in self.rows if f.state in (FeedState.FAILING, FeedState.GONE)]
 
 
-async def take(store: Store, gate: dict[str, Any], *, posting_broken: bool,
-               in_flight: int | None = None, database_id: str | None = None,
-               now: float | None = None, x_cost_per_post: float = 0.0) -> Snapshot:
-    """The picture now. ``gate`` is the posting gate as the dispatcher (or, without a
-    service, the database) has it: see :func:`gate_view`."""
+async def take(store: Store, gate: dict[str, Any] | None = None, *,
+               posting_broken: bool = False, in_flight: int | None = None,
+               database_id: str | None = None, now: float | None = None,
+               x_cost_per_post: float = 0.0,
+               destinations: Mapping[str, Mapping[str, Any]] | None = None) -> Snapshot:
+    """The picture now. ``destinations``: each destination's network and posting state
+    (``gate``, ``posting_broken``, ``in_flight``) as its dispatcher (or, without a service,
+    the database) has it; without it, ``gate``, ``posting_broken`` and ``in_flight`` are X's.
+    A destination that has posts in the database but is not configured is shown too."""
+    if destinations is None:
+        destinations = {"x": {"network": "x", "gate": gate or {}, "in_flight": in_flight,
+                              "posting_broken": posting_broken}}
     feeds = dict.fromkeys(FeedState, 0)
     summary = await store.feed_summary()  # counted in SQL: 10,000 feeds are not read
     if summary is not None and sum(summary[0].values()) > FEED_LIST_MAX:
@@ -82,16 +89,53 @@ async def take(store: Store, gate: dict[str, Any], *, posting_broken: bool,
         for row in rows:
             feeds[FeedState(row.state)] += 1
         last = max((f.last_success_at or 0.0 for f in rows), default=0.0) or None
+    by_destination = await store.destination_counts()
     posts = dict.fromkeys(PostState, 0)
-    posts.update({PostState(k): v for k, v in (await store.post_counts()).items()})
+    for counts in by_destination.values():
+        for state, n in counts.items():
+            posts[PostState(state)] += n
     now = time.time() if now is None else now
-    day, month = await store.sent_counts(now - DAY, now - MONTH)
+    sent = await store.sent_counts(now - DAY, now - MONTH)
+    views: dict[str, dict[str, Any]] = {}
+    for name in [*destinations, *sorted(set(by_destination) - set(destinations))]:
+        known = destinations.get(name)
+        day, month = sent.get(name, [0, 0])
+        network = (known or {}).get("network") or name.partition(":")[0]
+        view: dict[str, Any] = {
+            "network": network, "configured": known is not None,
+            "posts": {str(k): v for k, v in by_destination.get(
+                name, dict.fromkeys(PostState, 0)).items()},
+            "posts_24h": day, "posts_30d": month,
+        }
+        if known is not None:
+            view.update(gate=known.get("gate", {}), posting_broken=bool(
+                known.get("posting_broken")), in_flight=known.get("in_flight"))
+        if network == "x":
+            view.update(_spend(day, month, x_cost_per_post))
+        views[name] = view
+    first = next(iter(destinations.values()), {})
+    day, month = sent.get("x", [0, 0])
     return Snapshot(feeds={str(k): v for k, v in feeds.items()},
                     posts={str(k): v for k, v in posts.items()}, rows=rows,
-                    last_successful_poll=last, gate=gate, posting_broken=posting_broken,
-                    in_flight=in_flight, database_error=store.unwritable,
-                    database_id=database_id, posts_on_x=(day, month),
-                    x_cost_per_post=x_cost_per_post)
+                    last_successful_poll=last, gate=dict(first.get("gate") or {}),
+                    posting_broken=any(bool(d.get("posting_broken"))
+                                       for d in destinations.values()),
+                    in_flight=_total_in_flight(destinations),
+                    database_error=store.unwritable, database_id=database_id,
+                    posts_on_x=(day, month), x_cost_per_post=x_cost_per_post,
+                    destinations=views)
+
+
+def _total_in_flight(destinations: Mapping[str, Mapping[str, Any]]) -> int | None:
+    counts = [d.get("in_flight") for d in destinations.values()]
+    known = [n for n in counts if isinstance(n, int)]
+    return sum(known) if known else None
+
+
+def _spend(day: int, month: int, cost: float) -> dict[str, Any]:
+    return {"posts_24h": day, "posts_30d": month, "cost_per_post_usd": cost,
+            "estimated_spend_24h_usd": round(day * cost, 2),
+            "estimated_spend_30d_usd": round(month * cost, 2)}
 
 
 def healthz(snapshot: Snapshot, *, dry_run: bool) -> dict[str, Any]:
@@ -108,6 +152,7 @@ def healthz(snapshot: Snapshot, *, dry_run: bool) -> dict[str, Any]:
         "posting": {"in_flight": snapshot.in_flight, "gate": snapshot.gate,
                     "posting_broken": snapshot.posting_broken},
         "x": snapshot.on_x(),
+        "destinations": snapshot.destinations,
     }
     if snapshot.total <= FEED_LIST_MAX:
         body["feed_states"] = [

@@ -26,6 +26,7 @@ REDACTED = "***"
 RESERVED = frozenset({"ts", "level", "logger", "event", "message", "exception", "stack"})
 # tweepy logs request headers and oauthlib its signing steps at DEBUG: never below WARNING.
 QUIET_LOGGERS = ("tweepy", "oauthlib", "requests_oauthlib", "aiohttp.access", "aiosqlite",
+                 "httpx", "httpcore",
                  "asyncio")
 _PAIR = re.compile(r"""([A-Za-z_][\w.]*)=('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S*)""")
 _MIN_SECRET = 4  # shorter values would blank out ordinary words

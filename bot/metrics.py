@@ -19,8 +19,12 @@ bot_event_loop_lag_last_seconds        gauge    the last measured lag
 bot_feeds{state}                       gauge    feeds by state (new, ok, failing, paused, gone,
                                                 inactive), as /healthz and `status` count them
 bot_last_successful_poll_timestamp_seconds gauge  when a feed was last read successfully
-bot_destination_posts{destination,window} gauge posts that went out over 24h / 30d (x)
+bot_destination_posts{destination,window} gauge posts that went out over 24h / 30d
 bot_estimated_spend_usd{destination,window} gauge their estimated cost at X_COST_PER_POST
+bot_destination_posts_attempted_total{destination,outcome} counter  bot_posts_total, by
+                                                destination
+bot_destination_posts_pending{destination} gauge posts waiting, by destination
+bot_destination_gate_seconds{destination} gauge  seconds until that destination's gate opens
 bot_info{version}                      gauge    always 1
 =====================================  =======  ==========================================
 """
@@ -64,6 +68,15 @@ class Metrics:
         self.estimated_spend = Gauge(
             "bot_estimated_spend_usd", "What those posts cost, estimated (X_COST_PER_POST)",
             ["destination", "window"], registry=r)
+        self.destination_outcomes = Counter(
+            "bot_destination_posts_attempted", "Attempts to post by destination and outcome",
+            ["destination", "outcome"], registry=r)
+        self.destination_pending = Gauge(
+            "bot_destination_posts_pending", "Posts waiting to be sent, by destination",
+            ["destination"], registry=r)
+        self.destination_gate_seconds = Gauge(
+            "bot_destination_gate_seconds", "Seconds until a destination's gate opens (0 = open)",
+            ["destination"], registry=r)
         self.info = Gauge("bot_info", "The bot's version", ["version"], registry=r)
         self.info.labels(__version__).set(1)
         for outcome in ("new", "unchanged", "not_modified", "error", "gone"):

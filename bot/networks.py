@@ -16,8 +16,7 @@ slower) measure need not be asked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import regex
@@ -34,6 +33,7 @@ __all__ = [
     "display_link",
     "graphemes",
     "mastodon_rule",
+    "rule_for",
 ]
 
 NETWORKS = ("x", "mastodon", "bluesky")
@@ -51,49 +51,82 @@ def graphemes(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class LengthRule:
-    """How long a post may be on one network, and how a text is measured there."""
+    """How long a post may be on one network, and how a text is measured there. Plain data
+    (it crosses to the parsing processes with PARSE_PROCESSES): ``network`` picks the
+    measure."""
 
     network: str
     limit: int
-    measure: Callable[[str], int] = field(compare=False)
-    bound: Callable[[str], int] = field(compare=False)
-    url_weight: int = 23  # what a URL found in the text counts, at least (fit's shortcuts)
-    # how the post's link is written in the text; None: as it is (the network links it)
-    link_display: Callable[[str], str] | None = field(default=None, compare=False)
-    name: str = ""  # for messages: "X's 280 weighted characters"
+    url_weight: int = 23  # what a URL found in the text counts (Mastodon), at least (X)
+
+    @property
+    def name(self) -> str:
+        """For messages: "X's 280 weighted characters"."""
+        if self.network == "x":
+            return f"X's {self.limit} weighted characters"
+        if self.network == "mastodon":
+            return f"the instance's {self.limit} characters"
+        return f"Bluesky's {self.limit} characters"
+
+    def measure(self, text: str) -> int:
+        if self.network == "x":
+            return weighted_length(text)
+        if self.network == "mastodon":
+            return _mastodon_length(text, self.url_weight)
+        return _bluesky_length(text)
+
+    def bound(self, text: str) -> int:
+        """A cheap upper bound of :meth:`measure`."""
+        if self.network == "x":
+            return weight_at_most(text)
+        if self.network == "mastodon":  # every URL Mastodon finds has a "." in its domain
+            return len(text) + self.url_weight * text.count(".")
+        # a cluster holds one code point or more
+        return len(text) if len(text) * 4 <= BLUESKY_MAX_BYTES else _bluesky_length(text)
+
+    @property
+    def fit_url_weight(self) -> int:
+        """What a URL-like word counts at least, for fit's shortcut (Bluesky counts it like
+        any other word: no cap)."""
+        return 10**9 if self.network == "bluesky" else self.url_weight
+
+    def link_display(self, link: str) -> str | None:
+        """How the post's link is written in the text; None: as it is (the network links
+        it). Bluesky's is short, and a facet links it."""
+        return display_link(link) if self.network == "bluesky" else None
 
     def fits(self, text: str) -> bool:
         return self.bound(text) <= self.limit or self.measure(text) <= self.limit
 
 
-X = LengthRule("x", MAX_WEIGHT, weighted_length, weight_at_most,
-               name=f"X's {MAX_WEIGHT} weighted characters")
+X = LengthRule("x", MAX_WEIGHT)
+BLUESKY = LengthRule("bluesky", BLUESKY_MAX_GRAPHEMES, url_weight=0)
 
 
 def mastodon_rule(max_characters: int = MASTODON_MAX_CHARACTERS,
                   characters_reserved_per_url: int = MASTODON_URL_CHARACTERS) -> LengthRule:
     """The rule of a Mastodon instance whose ``/api/v2/instance`` names these limits."""
-    per_url = characters_reserved_per_url
-
-    def measure(text: str) -> int:
-        urls = extract_urls_with_indices(text)
-        if not urls:
-            return graphemes(text)
-        total, pos = 0, 0
-        for found in urls:
-            start, end = found["indices"]
-            total += graphemes(text[pos:start]) + per_url
-            pos = end
-        return total + graphemes(text[pos:])
-
-    def bound(text: str) -> int:  # every URL Mastodon finds has a "." in its domain
-        return len(text) + per_url * text.count(".")
-
-    return LengthRule("mastodon", max_characters, measure, bound, url_weight=per_url,
-                      name=f"the instance's {max_characters} characters")
+    return LengthRule("mastodon", max_characters, characters_reserved_per_url)
 
 
-def _bluesky_measure(text: str) -> int:
+def rule_for(network: str) -> LengthRule:
+    """A network's rule before anything is known of its server."""
+    return {"x": X, "mastodon": mastodon_rule(), "bluesky": BLUESKY}[network]
+
+
+def _mastodon_length(text: str, per_url: int) -> int:
+    # Mastodon gives the URL allowance only to URLs with a scheme (StatusLengthValidator)
+    urls = extract_urls_with_indices(text, extract_urls_without_protocol=False) \
+        if "." in text else []
+    total, pos = 0, 0
+    for found in urls:
+        start, end = found["indices"]
+        total += graphemes(text[pos:start]) + per_url
+        pos = end
+    return total + graphemes(text[pos:])
+
+
+def _bluesky_length(text: str) -> int:
     if len(text.encode("utf-8")) > BLUESKY_MAX_BYTES:
         return BLUESKY_MAX_GRAPHEMES + 1 + len(text)  # over, and growing with the text
     return graphemes(text)
@@ -109,13 +142,3 @@ def display_link(url: str) -> str:
     if rest == "/":
         rest = ""
     return parts.netloc + (rest[:13] + "..." if len(rest) > 15 else rest)
-
-
-def _bluesky_bound(text: str) -> int:  # a cluster holds one code point or more
-    return len(text) if len(text) * 4 <= BLUESKY_MAX_BYTES else _bluesky_measure(text)
-
-
-# Bluesky counts a URL-like word in a title like any other word: url_weight is "no cap"
-BLUESKY = LengthRule("bluesky", BLUESKY_MAX_GRAPHEMES, _bluesky_measure, _bluesky_bound,
-                     url_weight=10**9, link_display=display_link,
-                     name=f"Bluesky's {BLUESKY_MAX_GRAPHEMES} characters")

@@ -16,24 +16,42 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.compose import Composed, compose_posts
+from bot.compose import Composed, compose_for_rules
 from bot.config import Settings
 from bot.decide import Filters, decide
+from bot.delivery import Card, card_to_json
 from bot.errors import FeedError, FeedGoneError
 from bot.feedstate import Schedule, after_error, after_move, after_success
 from bot.invocation import command
 from bot.metrics import Metrics
 from bot.models import Entry, ParsedFeed, storable, valid_text
+from bot.networks import LengthRule, X
 from bot.sources import BlogDatabaseSource, HttpSource, Reading, source_for
-from bot.store import FeedRow, NewPost, Store, is_write_failure
+from bot.store import FeedRow, NewPost, Outgoing, Store, is_write_failure
+from bot.text import clip
 from bot.times import span
 
 log = logging.getLogger("bot.worker")  # the log lines' logger, as before the split
+
+
+@dataclass(frozen=True, slots=True)
+class Outlet:
+    """A destination as the poller sees it: its name and how long its posts may be."""
+
+    name: str
+    rule: LengthRule = X
+
+    @property
+    def wants_card(self) -> bool:  # Bluesky shows a link card built from the entry
+        return self.rule.network == "bluesky"
+
+
+X_ONLY = {"x": Outlet("x")}
 
 
 @dataclass(slots=True)
@@ -50,7 +68,8 @@ class Poller:
     def __init__(self, settings: Settings, store: Store, http: HttpSource,
                  blog_database: BlogDatabaseSource, *, metrics: Metrics,
                  clock: Callable[[], float], wake: Callable[[], None],
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None,
+                 outlets: Mapping[str, Outlet] = X_ONLY) -> None:
         self.settings = settings
         self.store = store
         self.http = http
@@ -59,6 +78,8 @@ class Poller:
         self.clock = clock
         self.wake = wake  # the dispatcher's: new posts are waiting
         self.executor = executor
+        self.outlets = outlets  # the worker's: a Mastodon instance's limit may come later
+        self._told: set[tuple[int, str]] = set()  # (feed, destination) said to be unknown
         self.schedule = Schedule(settings.poll_interval, settings.max_backoff)
         self._not_modified_polls = metrics.polls.labels("not_modified")  # most polls: once
 
@@ -142,37 +163,67 @@ class Poller:
                      "" if post_ids else " (older articles are not tweeted; BACKFILL=N tweets "
                      "the newest N on a feed's first poll)")
         else:
-            unpostable = sum(1 for item in items if item.error is not None)
+            unpostable = sum(1 for item in items
+                             if any(out.error is not None for out in item.posts()))
             log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d%s%s",
                      feed.url, len(parsed.entries), len(post_ids), decision.filtered,
                      f" unpostable={unpostable}" if unpostable else "", self._next_in(feed))
         return len(post_ids)
 
+    def _targets(self, feed: FeedRow) -> list[Outlet]:
+        """The destinations this feed's articles go to: those it names (``feeds add --to``)
+        that are configured here, else every one configured."""
+        names = feed.destination_names
+        if names is None:
+            return list(self.outlets.values())
+        for name in names:
+            if name not in self.outlets and (feed.id, name) not in self._told:
+                self._told.add((feed.id, name))
+                log.warning("feed_destination_unknown url=%s destination=%s: not configured "
+                            "here, so this feed's articles are not posted there (configured: "
+                            "%s)", feed.url, name, ", ".join(self.outlets) or "none")
+        return [self.outlets[name] for name in names if name in self.outlets]
+
     async def _compose(self, feed: FeedRow, parsed: ParsedFeed,
                        entries: list[Entry]) -> list[NewPost]:
-        """The posts owed for ``entries``. An entry that cannot become a post (its link is
-        unusable, say) gets a failed post with the reason; the others are not held up."""
+        """The posts owed for ``entries``, one per destination, each composed under its own
+        network's length rule. An entry that cannot become a post for a destination (its
+        link is unusable, say) gets a failed post there with the reason; nothing else is
+        held up."""
         s = self.settings
+        targets = self._targets(feed)
+        if not targets:
+            return [NewPost(entry) for entry in entries]  # seen; posted nowhere
+        rules = list(dict.fromkeys(o.rule for o in targets))
         readable = [e for e in entries if e.error is None]
-        composed: list[Composed] = []
+        by_rule: dict[LengthRule, list[Composed]] = {rule: [] for rule in rules}
         if readable:  # a long title can take many measurements: keep it off the event loop
             composed = await asyncio.get_running_loop().run_in_executor(
                 self.executor, functools.partial(
-                    compose_posts, feed.template or s.tweet_template, readable, parsed.title,
-                    parsed.link, " ".join(x for x in (s.hashtags, feed.hashtags or "") if x),
+                    compose_for_rules, rules, feed.template or s.tweet_template, readable,
+                    parsed.title, parsed.link,
+                    " ".join(x for x in (s.hashtags, feed.hashtags or "") if x),
                     keep_mentions=(feed.mentions or s.mentions) == "keep"))
-        results = dict(zip((id(e) for e in readable), composed, strict=True))
+            by_rule = dict(zip(rules, composed, strict=True))
+        index = {id(e): i for i, e in enumerate(readable)}
         items = []
         for entry in entries:
-            result = results.get(id(entry))
-            if result is not None and result.text is not None:
-                items.append(NewPost(entry, result.text))
-                continue
-            reason = entry.error or (result.error if result else None) or "cannot be tweeted"
-            items.append(NewPost(entry, None, error=reason))
-            self.metrics.posts.labels("failed").inc()
-            log.warning("entry_unpostable url=%s entry=%r title=%r reason=%s", feed.url,
-                        entry.id[:200], entry.title[:100], reason)
+            i = index.get(id(entry))
+            outgoing = []
+            for outlet in targets:
+                result = by_rule[outlet.rule][i] if i is not None else None
+                if result is not None and result.text is not None:
+                    card = (card_to_json(result.link, _card(entry)) if outlet.wants_card
+                            and result.link else None)
+                    outgoing.append(Outgoing(outlet.name, result.text, card=card))
+                    continue
+                reason = entry.error or (result.error if result else None) or "cannot be posted"
+                outgoing.append(Outgoing(outlet.name, None, error=reason))
+                self.metrics.posts.labels("failed").inc()
+                log.warning("entry_unpostable url=%s entry=%r title=%r reason=%s%s", feed.url,
+                            entry.id[:200], entry.title[:100], reason,
+                            "" if outlet.name == "x" else f" destination={outlet.name}")
+            items.append(NewPost(entry, outgoing=tuple(outgoing)))
         return items
 
     async def _failed(self, feed: FeedRow, exc: FeedError, started: float, report: PollReport,
@@ -206,3 +257,8 @@ class Poller:
         if not self.settings.dry_run:
             return ""
         return f" next_poll_in={span(feed.next_poll_at - self.clock())}"
+
+
+def _card(entry: Entry) -> Card:
+    """The link card of an entry (Bluesky): its title, the start of its summary, its image."""
+    return Card(clip(entry.title, 300), clip(entry.summary, 300), getattr(entry, "image", None))

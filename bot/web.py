@@ -29,14 +29,19 @@ async def refresh_gauges(worker: Worker) -> None:
         return
     snapshot = await worker.snapshot()
     m.pending.set(snapshot.pending)
-    m.gate_seconds.set(snapshot.gate["seconds_left"])
+    m.gate_seconds.set(snapshot.gate.get("seconds_left", 0))
     for state, n in snapshot.feeds.items():
         m.feeds.labels(state).set(n)
     m.last_poll.set(snapshot.last_successful_poll or 0)
-    on_x = snapshot.on_x()
-    for window in ("24h", "30d"):
-        m.destination_posts.labels("x", window).set(on_x[f"posts_{window}"])
-        m.estimated_spend.labels("x", window).set(on_x[f"estimated_spend_{window}_usd"])
+    for name, view in snapshot.destinations.items():
+        posts = view["posts"]
+        m.destination_pending.labels(name).set(posts["pending"] + posts["sending"])
+        if "gate" in view:
+            m.destination_gate_seconds.labels(name).set(view["gate"].get("seconds_left", 0))
+        for window in ("24h", "30d"):
+            m.destination_posts.labels(name, window).set(view[f"posts_{window}"])
+            if view["network"] == "x":
+                m.estimated_spend.labels(name, window).set(view[f"estimated_spend_{window}_usd"])
 
 
 def make_app(worker: Worker) -> web.Application:

@@ -16,12 +16,14 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
 
 import aiohttp
 
 from bot.config import DRY_RUN_DATABASE, Settings
+from bot.destinations import Destination
 from bot.dispatch import Dispatcher, Poster
 from bot.errors import ConfigError
 from bot.feeds import Fetcher
@@ -29,7 +31,8 @@ from bot.feedstate import Schedule, after_crash
 from bot.health import Snapshot, healthz, take
 from bot.invocation import command
 from bot.metrics import Metrics
-from bot.poll import Poller, PollReport
+from bot.networks import mastodon_rule, rule_for
+from bot.poll import Outlet, Poller, PollReport
 from bot.sources import BlogDatabaseSource, HttpSource
 from bot.store import FeedRow, Store, is_write_failure
 from bot.twitter import DryRunClient, XClient
@@ -37,20 +40,30 @@ from bot.twitter import DryRunClient, XClient
 log = logging.getLogger(__name__)
 
 FEED_REFRESH_INTERVAL = 30.0  # pick up `bot feeds add/pause/...` made while running
+LIMITS_TIMEOUT = 5.0  # how long start-up waits for the Mastodon instances' limits
 
 
 class Worker:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time,
-                 poster: Poster | None = None, executor: Executor | None = None) -> None:
+                 poster: Poster | None = None, executor: Executor | None = None,
+                 posters: Mapping[str, Poster] | None = None) -> None:
+        """``poster`` stands in for the first destination's client (tests, the benchmarks);
+        ``posters`` for any destination's, by name."""
         self.settings = settings
         self.schedule = Schedule(settings.poll_interval, settings.max_backoff)
         self.clock = clock
         self.metrics = Metrics()
-        self._poster = poster
+        self._posters = dict(posters or {})
+        if poster is not None:
+            first = settings.outlets[0].name if settings.outlets else "x"
+            self._posters.setdefault(first, poster)
         self._executor = executor
         self._own_executor: ProcessPoolExecutor | None = None
         self.store: Store | None = None
-        self.dispatcher: Dispatcher | None = None
+        self.dispatcher: Dispatcher | None = None  # the first destination's
+        self.dispatchers: dict[str, Dispatcher] = {}  # every destination's, by name
+        self.outlets: dict[str, Outlet] = {}  # what the poller composes for
+        self.networks: dict[str, str] = {}  # destination -> network
         self.poller: Poller | None = None
         self.session: aiohttp.ClientSession | None = None
         self.fetcher: Fetcher | None = None
@@ -100,17 +113,28 @@ class Worker:
             self._executor = self._own_executor
         self._http = HttpSource(self.fetcher, self._executor)
         self._blog_database = BlogDatabaseSource(query_timeout=s.feed_timeout)
-        poster = self._poster or self._make_poster()
-        self.dispatcher = Dispatcher(
-            self.store, poster, max_concurrent=s.max_concurrent_posts,
-            max_post_age=s.max_post_age, max_per_day=s.max_posts_per_day,
-            max_spend_per_month=s.x_max_spend_per_month, cost_per_post=s.x_cost_per_post,
-            auth_retry_interval=s.auth_retry_interval, clock=self.clock, metrics=self.metrics,
-        )
-        await self.dispatcher.start()
+        # no destination: only without the settings' check (tests); X's client finds out
+        outlets = s.outlets or (Destination("x", "x"),)
+        clients = {d.name: self._posters.get(d.name) or self._make_poster(d) for d in outlets}
+        self.outlets = {d.name: Outlet(d.name, rule_for(d.network)) for d in outlets}
+        self.networks = {d.name: d.network for d in outlets}
+        await self._learn_limits(clients)
+        for d in outlets:
+            x = d.network == "x"
+            self.dispatchers[d.name] = Dispatcher(
+                self.store, clients[d.name], max_concurrent=s.max_concurrent_posts,
+                max_post_age=s.max_post_age, max_per_day=s.max_posts_per_day,
+                max_spend_per_month=s.x_max_spend_per_month if x else None,
+                cost_per_post=s.x_cost_per_post if x else 0.0,
+                auth_retry_interval=s.auth_retry_interval, clock=self.clock,
+                metrics=self.metrics, destination=d.name, network=d.network,
+            )
+        for dispatcher in self.dispatchers.values():
+            await dispatcher.start()
+        self.dispatcher = next(iter(self.dispatchers.values()), None)
         self.poller = Poller(s, self.store, self._http, self._blog_database,
-                             metrics=self.metrics, clock=self.clock, wake=self.dispatcher.wake,
-                             executor=self._executor)
+                             metrics=self.metrics, clock=self.clock, wake=self.wake_dispatchers,
+                             executor=self._executor, outlets=self.outlets)
         if not s.dry_run and (handled := await self.store.dry_run_posts()):
             log.warning("dry_run_history posts=%d database=%s: a dry run recorded these articles "
                         "as handled without posting them, so this run will not tweet them. "
@@ -124,16 +148,69 @@ class Worker:
         log.info("worker_started feeds=%d dry_run=%s poll_interval=%gs database=%s",
                  len(self.feeds), s.dry_run, s.poll_interval, s.database_path)
 
-    def _make_poster(self) -> Poster:
+    def _make_poster(self, d: Destination) -> Poster:
         s = self.settings
         if s.dry_run:
-            return DryRunClient()
+            return DryRunClient(d.name)
         assert self.session is not None
-        return XClient(api_key=s.twitter_api_key, api_secret=s.twitter_api_secret,
-                       access_token=s.twitter_access_token,
-                       access_token_secret=s.twitter_access_token_secret,
-                       base_url=s.twitter_api_base_url, session=self.session,
-                       timeout=s.post_timeout, clock=self.clock)
+        common: dict[str, Any] = {"session": self.session, "timeout": s.post_timeout,
+                                  "clock": self.clock}
+        if d.network == "mastodon":
+            from bot.mastodon import MastodonClient
+
+            return MastodonClient(base_url=d.base_url, access_token=d.get("MASTODON_ACCESS_TOKEN"),
+                                  visibility=d.get("MASTODON_VISIBILITY", "public"),
+                                  env_suffix=d.suffix, **common)
+        if d.network == "bluesky":
+            from bot.bluesky import BlueskyClient
+
+            return BlueskyClient(handle=d.get("BLUESKY_HANDLE"),
+                                 app_password=d.get("BLUESKY_APP_PASSWORD"),
+                                 service_url=d.base_url, env_suffix=d.suffix, **common)
+        return XClient(api_key=d.get("TWITTER_API_KEY"), api_secret=d.get("TWITTER_API_SECRET"),
+                       access_token=d.get("TWITTER_ACCESS_TOKEN"),
+                       access_token_secret=d.get("TWITTER_ACCESS_TOKEN_SECRET"),
+                       base_url=d.base_url, **common)
+
+    async def _learn_limits(self, clients: Mapping[str, Poster]) -> None:
+        """Each Mastodon instance's length limit (``/api/v2/instance``), asked at once and
+        for at most LIMITS_TIMEOUT seconds: an instance that is down delays nothing; its
+        posts are composed for Mastodon's default 500 characters meanwhile."""
+        asking = {name: client for name, client in clients.items()
+                  if self.outlets[name].rule.network == "mastodon" and hasattr(client, "limits")}
+        if not asking:
+            return
+        tasks = {name: asyncio.ensure_future(client.limits())  # type: ignore[attr-defined]
+                 for name, client in asking.items()}
+        done, pending = await asyncio.wait(tasks.values(), timeout=LIMITS_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        for name, task in tasks.items():
+            if task not in done or task.exception() is not None:
+                log.warning("mastodon_limits_unknown destination=%s: no answer within %gs; "
+                            "composing for %d characters", name, LIMITS_TIMEOUT,
+                            self.outlets[name].rule.limit)
+                continue
+            most, per_url, problem = task.result()
+            self.outlets[name] = Outlet(name, mastodon_rule(most, per_url))
+            if problem:
+                log.warning("mastodon_limits_unknown destination=%s: %s; composing for %d "
+                            "characters", name, problem, most)
+            else:
+                log.info("mastodon_limits destination=%s max_characters=%d url_characters=%d",
+                         name, most, per_url)
+
+    async def _close_clients(self) -> None:
+        """Clients with connections of their own (Bluesky's SDK has an httpx pool)."""
+        for dispatcher in self.dispatchers.values():
+            aclose = getattr(dispatcher.client, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def wake_dispatchers(self) -> None:
+        """New posts are waiting: every destination's dispatcher looks."""
+        for dispatcher in self.dispatchers.values():
+            dispatcher.wake()
 
     def stop(self) -> None:
         if not self._stop.is_set():
@@ -151,8 +228,9 @@ class Worker:
         # each step runs even if one before it failed: never leave the database open
         grace = self.settings.shutdown_grace
         steps: list[tuple[str, Callable[[], Awaitable[None]] | None]] = [
-            ("dispatcher", functools.partial(self.dispatcher.close, grace)
-             if self.dispatcher else None),
+            ("dispatchers", functools.partial(self._close_dispatchers, grace)
+             if self.dispatchers else None),
+            ("clients", self._close_clients),
             ("http_session", self.session.close if self.session else None),
             ("database", self.store.close if self.store else None),
         ]
@@ -263,9 +341,16 @@ class Worker:
     async def run_once(self, drain_timeout: float | None = 60.0) -> list[PollReport]:
         """Poll every feed once, then wait for the posts that are due (tests, `--once`)."""
         reports = await asyncio.gather(*(self.poll(f) for f in list(self.feeds.values())))
-        if self.dispatcher is not None:
-            await self.dispatcher.drain(drain_timeout)
+        await asyncio.gather(*(d.drain(drain_timeout) for d in self.dispatchers.values()))
         return list(reports)
+
+    async def _close_dispatchers(self, grace: float) -> None:
+        """Every destination's at once: the grace period is shared, not added up."""
+        results = await asyncio.gather(*(d.close(grace) for d in self.dispatchers.values()),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _watch_loop_lag(self, every: float = 0.25) -> None:
         loop = asyncio.get_running_loop()
@@ -287,12 +372,11 @@ class Worker:
     async def snapshot(self) -> Snapshot:
         """The service's health now: behind /healthz and /metrics (bot.health)."""
         assert self.store is not None and self.dispatcher is not None
-        posting = self.dispatcher.health()
-        return await take(self.store, posting["gate"],  # type: ignore[arg-type]
-                          posting_broken=bool(posting["posting_broken"]),
-                          in_flight=int(posting["in_flight"]),  # type: ignore[call-overload]
-                          database_id=self.database_id, now=self.clock(),
-                          x_cost_per_post=self.settings.x_cost_per_post)
+        return await take(self.store, destinations={
+            name: {"network": self.networks.get(name, name), **d.health()}
+            for name, d in self.dispatchers.items()},
+            database_id=self.database_id, now=self.clock(),
+            x_cost_per_post=self.settings.x_cost_per_post)
 
     async def health(self) -> tuple[int, dict[str, object]]:
         snapshot = await self.snapshot()

@@ -19,6 +19,7 @@ import pytest
 from bot.__main__ import build_parser, main
 from bot.compose import weighted_length
 from bot.config import CREDENTIALS, Settings
+from bot.destinations import SPECS
 from tests.conftest import ROOT, BotProcess, bot_env, clean_environ, sqlite_rows
 from tests.fakes.fake_x import FakeX, Fault
 from tests.fakes.feed_server import FeedServer
@@ -427,6 +428,7 @@ def test_env_example_documents_every_setting_with_its_default() -> None:
 
     source = (ROOT / "bot" / "config.py").read_text()
     names = set(re.findall(r'reader\.get\(\s*"([A-Z_]+)"', source)) | set(CREDENTIALS)
+    names |= {base for spec in SPECS.values() for base in (*spec.required, *spec.optional)}
     assert len(names) > 20
     example = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^(?:# )?([A-Z_]+)=", example, re.MULTILINE))
@@ -441,8 +443,9 @@ def test_env_example_documents_every_setting_with_its_default() -> None:
     values = {k: v or "" for k, v in dotenv_values(path).items()}
     values.update(dict.fromkeys(CREDENTIALS, "x"))
     settings = Settings.from_env(values)
-    defaults = Settings(feed_urls=settings.feed_urls,
+    defaults = Settings(feed_urls=settings.feed_urls, destinations=settings.destinations,
                         **{name.lower(): "x" for name in CREDENTIALS})
+    assert [d.name for d in settings.destinations] == ["x"]  # the others are commented out
     assert settings == defaults
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.delivery import Delivery
 from bot.dispatch import GATE_KEY, Backoff, Dispatcher, Gate
 from bot.models import Entry
 from bot.store import DuePass, NewPost, Post, Store
@@ -597,7 +598,8 @@ async def test_a_post_that_crashes_the_client_never_stops_the_others(
     class Poisoned:
         """X's client, except that one text makes it raise (a bug that text brings out)."""
 
-        async def post(self, text: str) -> object:
+        async def send(self, delivery: Delivery) -> object:
+            text = delivery.text
             if "poison" in text:
                 raise UnicodeEncodeError("utf-8", text, 0, 1, "surrogates not allowed")
             return await x.post(text)

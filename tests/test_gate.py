@@ -31,7 +31,7 @@ class Meta:
     async def set_meta(self, key: str, value: str) -> None:
         self.meta[key] = value
 
-    async def sent_since(self, since: float) -> list[float]:
+    async def sent_since(self, since: float, destination: str = "x") -> list[float]:
         self.sent_since_calls += 1
         return sorted(t for t in self.sent if t >= since)
 

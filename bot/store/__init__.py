@@ -52,13 +52,14 @@ from bot.store.rows import (
     DuePass,
     FeedRow,
     NewPost,
+    Outgoing,
     Post,
 )
 
 __all__ = [
     "APPLICATION_ID", "BOT_TABLES", "DRY_RUN_NOTE", "FEED_COLUMNS", "FEED_FLAGS",
     "FEED_FLUSH_EVERY", "FEED_SETTINGS", "MIGRATIONS_DIR", "POST_STATES",
-    "UNWRITABLE_LOG_EVERY", "DuePass", "FeedRow", "NewPost", "Post", "Store",
+    "UNWRITABLE_LOG_EVERY", "DuePass", "FeedRow", "NewPost", "Outgoing", "Post", "Store",
     "is_write_failure",
 ]
 
@@ -189,17 +190,19 @@ class Store:
 
     # -- posts ---------------------------------------------------------------------------
 
-    async def requeue_interrupted(self) -> int:
-        return await self._posts.requeue_interrupted()
+    async def requeue_interrupted(self, destination: str = "x") -> int:
+        return await self._posts.requeue_interrupted(destination)
 
-    async def due_posts(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Post]:
-        return await self._posts.due_posts(now, limit, exclude)
+    async def due_posts(self, now: float, limit: int, exclude: Iterable[int] = (),
+                        destination: str = "x") -> list[Post]:
+        return await self._posts.due_posts(now, limit, exclude, destination)
 
-    async def claim_due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> DuePass:
-        return await self._posts.claim_due(now, limit, exclude)
+    async def claim_due(self, now: float, limit: int, exclude: Iterable[int] = (),
+                        destination: str = "x") -> DuePass:
+        return await self._posts.claim_due(now, limit, exclude, destination)
 
-    async def next_due_at(self) -> float | None:
-        return await self._posts.next_due_at()
+    async def next_due_at(self, destination: str = "x") -> float | None:
+        return await self._posts.next_due_at(destination)
 
     async def claim(self, post_id: int) -> bool:
         return await self._posts.claim(post_id)
@@ -225,19 +228,22 @@ class Store:
     async def posts(self, state: str | None = None, limit: int = 1000) -> list[Post]:
         return await self._posts.posts(state, limit)
 
-    async def pending_count(self) -> int:
-        return await self._posts.pending_count()
+    async def pending_count(self, destination: str | None = None) -> int:
+        return await self._posts.pending_count(destination)
 
-    async def post_counts(self) -> dict[str, int]:
-        return await self._posts.post_counts()
+    async def post_counts(self, destination: str | None = None) -> dict[str, int]:
+        return await self._posts.post_counts(destination)
+
+    async def destination_counts(self) -> dict[str, dict[str, int]]:
+        return await self._posts.destination_counts()
 
     async def dry_run_posts(self) -> int:
         return await self._posts.dry_run_posts()
 
-    async def sent_since(self, since: float) -> list[float]:
-        return await self._posts.sent_since(since)
+    async def sent_since(self, since: float, destination: str = "x") -> list[float]:
+        return await self._posts.sent_since(since, destination)
 
-    async def sent_counts(self, *since: float) -> list[int]:
+    async def sent_counts(self, *since: float) -> dict[str, list[int]]:
         return await self._posts.sent_counts(*since)
 
     # -- meta ----------------------------------------------------------------------------

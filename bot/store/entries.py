@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 
+from bot.delivery import new_key
 from bot.models import Entry
 from bot.store.buffer import FeedBuffer
 from bot.store.db import CHUNK, Database, is_row_error, savepoint
@@ -45,8 +46,8 @@ class Entries:
 
     async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,
                           **feed_values: object) -> list[int]:
-        """In ONE transaction: the new entries, a pending post for each that has text (a
-        failed one for each that has an error), and the feed's new state (validators,
+        """In ONE transaction: the new entries, a pending post for each destination with a
+        text (a failed one for each with an error), and the feed's new state (validators,
         title, schedule). Returns the new pending posts' ids.
 
         An entry to be tweeted whose link another entry already has (another feed polled
@@ -63,47 +64,55 @@ class Entries:
             published = e.published.timestamp() if e.published else None
             return (feed_id, e.id, e.link, e.title[:500], published, now)
 
-        def write_one(conn: sqlite3.Connection, item: NewPost) -> int | None:
-            if item.text is None and item.error is None:
+        def write_one(conn: sqlite3.Connection, item: NewPost) -> list[int]:
+            posts = item.posts()
+            if not posts:
                 conn.execute(insert, row(item.entry))
-                return None
-            if item.error is None and item.entry.link and conn.execute(
+                return []
+            if item.entry.link and any(p.text is not None for p in posts) and conn.execute(
                     "SELECT 1 FROM entries WHERE link = ? LIMIT 1",
                     (item.entry.link,)).fetchone() is not None:
-                conn.execute(insert, row(item.entry))  # seen, never tweeted twice
-                return None
+                conn.execute(insert, row(item.entry))  # seen, never posted twice
+                return []
             cur = conn.execute(insert, row(item.entry))
             if cur.rowcount != 1 or not cur.lastrowid:
-                return None
-            if item.error is not None:
-                conn.execute("INSERT INTO posts (entry_id, text, state, last_error, created_at) "
-                             "VALUES (?, '', 'failed', ?, ?)",
-                             (cur.lastrowid, item.error[:1000], now))
-                return None
-            return conn.execute("INSERT INTO posts (entry_id, text, created_at) VALUES (?, ?, ?)",
-                                (cur.lastrowid, item.text, now)).lastrowid
+                return []
+            entry_id = cur.lastrowid
+            ids = []
+            for out in posts:
+                if out.text is None:
+                    conn.execute(
+                        "INSERT INTO posts (entry_id, destination, text, state, last_error, "
+                        "created_at) VALUES (?, ?, '', 'failed', ?, ?)",
+                        (entry_id, out.destination, (out.error or "cannot be posted")[:1000],
+                         now))
+                    continue
+                ids.append(conn.execute(
+                    "INSERT INTO posts (entry_id, destination, text, created_at, post_key, card) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (entry_id, out.destination, out.text, now, new_key(), out.card)).lastrowid)
+            return ids
 
         def write(conn: sqlite3.Connection) -> list[int]:
             post_ids: list[int] = []
-            seen_only = [row(i.entry) for i in new if i.text is None and i.error is None]
+            seen_only = [row(i.entry) for i in new if not i.posts()]
             try:
                 with savepoint(conn):
                     conn.executemany(insert, seen_only)
-                rest = [i for i in new if i.text is not None or i.error is not None]
+                rest = [i for i in new if i.posts()]
             except (sqlite3.Error, ValueError):  # one bad row: find it, keep the others
                 rest = list(new)
             for item in rest:
                 try:
                     with savepoint(conn):
-                        post_id = write_one(conn, item)
+                        ids = write_one(conn, item)
                 except (sqlite3.Error, ValueError) as exc:
                     if isinstance(exc, sqlite3.OperationalError) and not is_row_error(exc):
                         raise  # the disk, not the row: the whole poll fails and is retried
                     log.warning("entry_unstorable feed_id=%d entry=%r error=%s",
                                 feed_id, item.entry.id[:200], exc)
                     continue
-                if post_id:
-                    post_ids.append(post_id)
+                post_ids.extend(ids)
             if feed_values:
                 assignments = ", ".join(f"{k} = ?" for k in feed_values)
                 conn.execute(f"UPDATE feeds SET {assignments} WHERE id = ?",

@@ -16,22 +16,26 @@ class Posts:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def requeue_interrupted(self) -> int:
-        """At start-up: a post left 'sending' by a crash goes back to 'pending'."""
+    async def requeue_interrupted(self, destination: str = "x") -> int:
+        """At start-up: a post of this destination left 'sending' by a crash goes back to
+        'pending' (only this destination's: another's dispatcher may be sending already)."""
         return await self.db.execute(
-            "UPDATE posts SET state = 'pending', next_attempt_at = 0 WHERE state = 'sending'"
+            "UPDATE posts SET state = 'pending', next_attempt_at = 0 "
+            "WHERE destination = ? AND state = 'sending'", (destination,)
         )
 
-    async def due_posts(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Post]:
-        sql, params = _due_query(now, limit, exclude)
+    async def due_posts(self, now: float, limit: int, exclude: Iterable[int] = (),
+                        destination: str = "x") -> list[Post]:
+        sql, params = _due_query(now, limit, exclude, destination)
         return [post_from_row(r) for r in await self.db.fetchall(sql, params)]
 
-    async def claim_due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> DuePass:
+    async def claim_due(self, now: float, limit: int, exclude: Iterable[int] = (),
+                        destination: str = "x") -> DuePass:
         """In ONE transaction: claim up to ``limit`` due posts, oldest first (pending ->
         sending, an attempt counted), then count those left pending and find when the next
         is due. One trip where :meth:`due_posts`, :meth:`claim` for each,
         :meth:`pending_count` and :meth:`next_due_at` took four or more."""
-        sql, params = _due_query(now, limit, exclude)
+        sql, params = _due_query(now, limit, exclude, destination)
 
         def write(conn: sqlite3.Connection) -> DuePass:
             claimed = []
@@ -39,16 +43,17 @@ class Posts:
                 if conn.execute(_CLAIM, (row["id"],)).rowcount == 1:
                     claimed.append(post_from_row(row))
             pending, next_due = conn.execute(
-                "SELECT COUNT(*), MIN(next_attempt_at) FROM posts WHERE state = 'pending'"
+                "SELECT COUNT(*), MIN(next_attempt_at) FROM posts "
+                "WHERE destination = ? AND state = 'pending'", (destination,)
             ).fetchone()
             return DuePass(claimed, int(pending), next_due)
 
         return await self.db.transaction(write)
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, destination: str = "x") -> float | None:
         row = await self.db.fetchone(
-            "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'pending'"
-        )
+            "SELECT MIN(next_attempt_at) FROM posts WHERE destination = ? AND state = 'pending'",
+            (destination,))
         return row[0] if row and row[0] is not None else None
 
     async def claim(self, post_id: int) -> bool:
@@ -107,15 +112,36 @@ class Posts:
         )
         return [post_from_row(r) for r in rows]
 
-    async def pending_count(self) -> int:
-        """Posts waiting (state 'pending'): an index range, however long the history."""
-        row = await self.db.fetchone("SELECT COUNT(*) FROM posts WHERE state = 'pending'")
+    async def pending_count(self, destination: str | None = None) -> int:
+        """Posts waiting (state 'pending'), of one destination or all: an index range,
+        however long the history."""
+        if destination is None:
+            row = await self.db.fetchone("SELECT COUNT(*) FROM posts WHERE state = 'pending'")
+        else:
+            row = await self.db.fetchone(
+                "SELECT COUNT(*) FROM posts WHERE destination = ? AND state = 'pending'",
+                (destination,))
         return int(row[0]) if row else 0
 
-    async def post_counts(self) -> dict[str, int]:
-        rows = await self.db.fetchall("SELECT state, COUNT(*) FROM posts GROUP BY state")
+    async def post_counts(self, destination: str | None = None) -> dict[str, int]:
+        """How many posts are in each state, of one destination or all."""
+        if destination is None:
+            rows = await self.db.fetchall("SELECT state, COUNT(*) FROM posts GROUP BY state")
+        else:
+            rows = await self.db.fetchall(
+                "SELECT state, COUNT(*) FROM posts WHERE destination = ? GROUP BY state",
+                (destination,))
         counts = dict.fromkeys(POST_STATES, 0)
         counts.update({r[0]: r[1] for r in rows})
+        return counts
+
+    async def destination_counts(self) -> dict[str, dict[str, int]]:
+        """Posts per destination and state (``status``, /healthz): one read."""
+        rows = await self.db.fetchall(
+            "SELECT destination, state, COUNT(*) FROM posts GROUP BY destination, state")
+        counts: dict[str, dict[str, int]] = {}
+        for destination, state, n in rows:
+            counts.setdefault(destination, dict.fromkeys(POST_STATES, 0))[state] = n
         return counts
 
     async def dry_run_posts(self) -> int:
@@ -124,35 +150,38 @@ class Posts:
             "SELECT COUNT(*) FROM posts WHERE state = 'sent' AND last_error = ?", (DRY_RUN_NOTE,))
         return int(row[0]) if row else 0
 
-    async def sent_since(self, since: float) -> list[float]:
-        """Times of the posts that went out on X since ``since``, oldest first (for the
-        budgets): confirmed ones and those settled by the duplicate-content 403; not dry runs."""
+    async def sent_since(self, since: float, destination: str = "x") -> list[float]:
+        """Times of the posts that went out to ``destination`` since ``since``, oldest first
+        (for the budgets): confirmed ones and those settled as already there; not dry runs."""
         rows = await self.db.fetchall(
-            f"SELECT sent_at FROM posts WHERE sent_at >= ? AND {_WENT_OUT} ORDER BY sent_at",
-            (since,))
+            "SELECT sent_at FROM posts INDEXED BY posts_sent_at WHERE destination = ? "
+            f"AND sent_at >= ? AND {_WENT_OUT} ORDER BY sent_at", (destination, since))
         return [r[0] for r in rows]
 
-    async def sent_counts(self, *since: float) -> list[int]:
-        """How many posts went out on X since each of ``since`` (what ``status`` and
-        /metrics show: the last 24 hours, the last 30 days), in one read."""
+    async def sent_counts(self, *since: float) -> dict[str, list[int]]:
+        """How many posts went out to each destination since each of ``since`` (what
+        ``status`` and /metrics show: the last 24 hours, the last 30 days), in one read."""
         columns = ", ".join("SUM(sent_at >= ?)" for _ in since)
-        row = await self.db.fetchone(
-            f"SELECT {columns} FROM posts WHERE sent_at >= ? AND {_WENT_OUT}",
-            (*since, min(since)))
-        return [int(n or 0) for n in row] if row else [0] * len(since)
+        rows = await self.db.fetchall(
+            f"SELECT destination, {columns} FROM posts WHERE sent_at >= ? AND {_WENT_OUT} "
+            "GROUP BY destination", (*since, min(since)))
+        return {r[0]: [int(n or 0) for n in tuple(r)[1:]] for r in rows}
 
 
-# a post that went out on X: confirmed, or settled by the duplicate-content 403
-_WENT_OUT = "(tweet_id IS NOT NULL OR last_error LIKE 'already on X%')"
+# a post that went out: confirmed, or settled as already there (X's duplicate-content 403,
+# a Bluesky record found under its key)
+_WENT_OUT = "(tweet_id IS NOT NULL OR last_error LIKE 'already on %')"
 _THIS_ATTEMPT = "id = ? AND state = 'sending' AND attempts = ?"
 _CLAIM = ("UPDATE posts SET state = 'sending', attempts = attempts + 1 "
           "WHERE id = ? AND state = 'pending'")
 
 
-def _due_query(now: float, limit: int, exclude: Iterable[int]) -> tuple[str, tuple[object, ...]]:
+def _due_query(now: float, limit: int, exclude: Iterable[int],
+               destination: str) -> tuple[str, tuple[object, ...]]:
     excluded = list(exclude)
     not_in = f"AND id NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
     # INDEXED BY: with statistics (ANALYZE, PRAGMA optimize) SQLite would rather scan every
     # post ever sent in id order than sort the few pending ones
-    return (f"SELECT * FROM posts INDEXED BY posts_due WHERE state = 'pending' "
-            f"AND next_attempt_at <= ? {not_in} ORDER BY id LIMIT ?", (now, *excluded, limit))
+    return (f"SELECT * FROM posts INDEXED BY posts_due WHERE destination = ? "
+            f"AND state = 'pending' AND next_attempt_at <= ? {not_in} ORDER BY id LIMIT ?",
+            (destination, now, *excluded, limit))

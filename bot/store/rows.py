@@ -17,7 +17,7 @@ FEED_COLUMNS = frozenset({
 })
 FEED_FLAGS = frozenset({"active", "paused", "gone"})  # Store.set_feed_flag
 FEED_SETTINGS = frozenset({  # Store.add_feed
-    "template", "hashtags", "include_re", "exclude_re", "backfill", "mentions"})
+    "template", "hashtags", "include_re", "exclude_re", "backfill", "mentions", "destinations"})
 
 
 def check_feed_columns(values: dict[str, object]) -> None:
@@ -49,6 +49,14 @@ class FeedRow:
     backfill: int | None
     fetch_url: str | None = None
     mentions: str | None = None  # "keep" or "neutralise"; None: MENTIONS from the environment
+    destinations: str | None = None  # "x,mastodon" (`feeds add --to`); None: every one configured
+
+    @property
+    def destination_names(self) -> tuple[str, ...] | None:
+        """The destinations this feed names (``feeds add --to``); None: all configured."""
+        if not self.destinations:
+            return None
+        return tuple(name for name in self.destinations.split(",") if name)
 
     @property
     def location(self) -> str:
@@ -82,6 +90,9 @@ class Post:
     sent_at: float | None
     feed_url: str = ""
     link: str | None = None
+    destination: str = "x"
+    key: str | None = None  # bot.delivery.new_key(), written with the row
+    card: str | None = None  # JSON of a bot.delivery.Card (Bluesky's link card)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +106,36 @@ class DuePass:
 
 
 @dataclass(frozen=True, slots=True)
-class NewPost:
-    """An entry to record together with the text of the post it is owed.
+class Outgoing:
+    """The post one destination is owed for an entry: its ``text``, or the ``error`` that
+    says why there is none (recorded as a ``failed`` post); ``card`` is JSON or None."""
 
-    ``text`` None records the entry as seen and posts nothing; ``error`` (with no text)
-    records it with a ``failed`` post that says why it could not become one."""
-
-    entry: Entry
+    destination: str
     text: str | None
     error: str | None = None
+    card: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPost:
+    """An entry to record together with the posts it is owed.
+
+    ``outgoing``: one :class:`Outgoing` per destination. Without it, ``text`` and ``error``
+    describe the one post for the destination ``x`` (as before there were destinations).
+    Nothing at all (no text, no error, no outgoing) records the entry as seen, posting
+    nothing."""
+
+    entry: Entry
+    text: str | None = None
+    error: str | None = None
+    outgoing: tuple[Outgoing, ...] | None = None
+
+    def posts(self) -> tuple[Outgoing, ...]:
+        if self.outgoing is not None:
+            return self.outgoing
+        if self.text is None and self.error is None:
+            return ()
+        return (Outgoing("x", self.text, self.error),)
 
 
 def feed_from_row(row: sqlite3.Row) -> FeedRow:
@@ -116,7 +148,7 @@ def feed_from_row(row: sqlite3.Row) -> FeedRow:
         last_success_at=row["last_success_at"], next_poll_at=row["next_poll_at"],
         template=row["template"], hashtags=row["hashtags"], include_re=row["include_re"],
         exclude_re=row["exclude_re"], backfill=row["backfill"], fetch_url=row["fetch_url"],
-        mentions=row["mentions"],
+        mentions=row["mentions"], destinations=row["destinations"],
     )
 
 
@@ -129,4 +161,5 @@ def post_from_row(row: sqlite3.Row) -> Post:
         sent_at=row["sent_at"],
         feed_url=row["feed_url"] if "feed_url" in keys else "",
         link=row["link"] if "link" in keys else None,
+        destination=row["destination"], key=row["post_key"], card=row["card"],
     )
