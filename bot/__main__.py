@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="tweet the newest N entries on the first poll (default: BACKFILL)")
     add.add_argument("--no-check", action="store_true",
                      help="add it without reading it first (for a feed that is down right now)")
+    add.add_argument("--to", metavar="DEST,…",
+                     help="post this feed's articles only to these destinations, e.g. "
+                     "'x,mastodon' or 'bluesky,mastodon:news' (default: every destination "
+                     "configured; '' clears it)")
     imp = fsub.add_parser("import", help="subscribe to every feed of an OPML file (any feed "
                           "reader's export) or of a text file of URLs, one per line",
                           description="Subscribe to every feed of FILE: an OPML file, as every "
@@ -187,10 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     preview = sub.add_parser("preview", formatter_class=fmt, help="fetch a feed now and print "
                              "the tweets its newest entries would become; writes nothing",
                              description=(
-        "Fetch a feed now and print the tweets its newest N entries would become, each with\n"
-        "its weighted length (X counts a link as 23, CJK and emoji as 2; the limit is 280).\n"
-        "Uses the feed's own settings when it is subscribed, else the environment's; the\n"
-        "options below override both. Writes nothing: not even the database is created."))
+        "Fetch a feed now and print the posts its newest N entries would become, for each\n"
+        "destination configured (X when none is), each with its length under that network's\n"
+        "rule: X's 280 weighted characters (a link counts 23, CJK and emoji 2), the Mastodon\n"
+        "instance's limit (500; a link counts 23), Bluesky's 300 characters (the link shown\n"
+        "short). Uses the feed's own settings when it is subscribed, else the environment's;\n"
+        "the options below override both. Writes nothing: not even the database is created."))
     preview.add_argument("url", help="the feed's URL")
     preview.add_argument("--count", type=_positive_int, default=3, metavar="N",
                          help="how many of the newest entries (default 3)")
@@ -198,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     posts = sub.add_parser("posts", formatter_class=fmt, help="the queue of posts; "
                            "`posts retry ID` sends a failed one again", description=(
-        "List the posts, newest first, or send failed ones again.\n"
-        "States: pending (waiting), sending (with X now), sent, failed (X refused it)."),
+        "List the posts, newest first, or send failed ones again. Each article has a post\n"
+        "per destination (x, mastodon, bluesky, …).\n"
+        "States: pending (waiting), sending (with the network now), sent, failed (refused)."),
         epilog="examples: feed-tweeter posts --state failed; "
                "feed-tweeter posts retry 12 13; feed-tweeter posts retry --all-failed")
     posts.add_argument("--state", choices=[str(state) for state in PostState],
@@ -207,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     posts.add_argument("--limit", type=_positive_int, default=50, metavar="N",
                        help="at most N posts (default 50)")
     posts.add_argument("--wide", action="store_true",
-                       help="every column (tweet id, last error), however wide")
+                       help="every column (the post's id on its network, last error), "
+                       "however wide")
+    posts.add_argument("--to", metavar="DEST", dest="destination",
+                       help="only the posts for this destination (x, mastodon, …)")
     psub = posts.add_subparsers(dest="posts_command", metavar="ACTION")
     retry = psub.add_parser("retry", help="send failed posts again",
                             description="Queue failed posts again (state pending, attempts 0); "

@@ -360,7 +360,7 @@ async def test_a_failed_post_is_listed_retried_and_then_sent(
     failed = await bot("posts", "--state", "failed", cwd=tmp_path, env=env)
     assert failed.rc == 0, failed
     _, line, why = failed.out.splitlines()
-    assert line.split()[:2] == [str(post_id), "failed"]
+    assert line.split()[:3] == [str(post_id), "x", "failed"]
     assert "Refused once" in line
     assert why.startswith("    ↳ HTTP 400") and "text` field is invalid" in why
 

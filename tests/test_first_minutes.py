@@ -241,5 +241,5 @@ async def test_status_never_says_a_post_is_due_while_the_gate_is_closed(tmp_path
                                              "reason": "rate_limited", "detail": "429"}))
     await store.close()
     shown = await bot("status", cwd=tmp_path, env=env_for(tmp_path, DATABASE_PATH=str(db)))
-    assert "gate:      closed (rate_limited)" in shown.out
+    assert "; gate closed (rate_limited) for " in shown.out
     assert "next post: when the gate opens" in shown.out and "due" not in shown.out, shown.out

@@ -71,7 +71,7 @@ async def test_healthz_metrics_and_status_agree_on_every_count(
                            "estimated_spend_24h_usd": 0.2, "estimated_spend_30d_usd": 0.2}
     assert value(samples, "bot_destination_posts", destination="x", window="30d") == 1
     assert value(samples, "bot_estimated_spend_usd", destination="x", window="24h") == 0.2
-    assert "on X:      1 post in 24 h, 1 in 30 days (about $0.20 at $0.20 a post)" \
+    assert "x:         1 post in 24 h, 1 in 30 days (about $0.20 at $0.20 a post); gate open" \
         in status.out
     assert await service.stop() == 0
 

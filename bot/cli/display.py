@@ -35,7 +35,7 @@ def _feed_settings(row: FeedRow) -> str:
     parts = []
     for name, value in (("template", row.template), ("hashtags", row.hashtags),
                         ("include", row.include_re), ("exclude", row.exclude_re),
-                        ("mentions", row.mentions)):
+                        ("mentions", row.mentions), ("to", row.destinations)):
         if value:
             parts.append(f"{name}={value!r}")
     if row.backfill is not None:

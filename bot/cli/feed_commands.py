@@ -150,6 +150,8 @@ async def feeds_add(settings: Settings, args: argparse.Namespace) -> int:
         values["backfill"] = args.backfill
     if args.mentions is not None:
         values["mentions"] = args.mentions
+    if getattr(args, "to", None) is not None:
+        values["destinations"] = _destinations(settings, args.to)
     page = url
     if problem := database_problem(settings.database_path):  # before the network
         raise ConfigError(problem)
@@ -179,3 +181,18 @@ async def feeds_add(settings: Settings, args: argparse.Namespace) -> int:
         if feed.state in ("paused", "gone"):
             print(f"note: it is {feed.state}; `{command()} feeds resume {url}` polls it again")
     return 0
+
+
+def _destinations(settings: Settings, raw: str) -> str | None:
+    """``--to x,mastodon``: the names, checked (each a destination name, and configured here
+    when this environment configures any); '' clears them (every destination)."""
+    from bot.destinations import check_names
+
+    names = list(dict.fromkeys(n.strip().lower() for n in raw.replace(" ", ",").split(",")
+                               if n.strip()))
+    if not names:
+        return None
+    configured = [d.name for d in settings.outlets] or None
+    if problems := check_names(names, configured):
+        raise ConfigError("--to: " + "; ".join(problems))
+    return ",".join(names)

@@ -31,7 +31,7 @@ async def posts(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if retrying:
             return await posts_retry(store, args)
-        listed = await store.posts(args.state, args.limit)
+        listed = await store.posts(args.state, args.limit, getattr(args, "destination", None))
     finally:
         await store.close()
     if not listed:
@@ -39,24 +39,39 @@ async def posts(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     now = time.time()
     if args.wide:
-        rows = [[str(p.id), p.state, str(p.attempts), _ago(p.created_at, now),
+        rows = [[str(p.id), p.destination, p.state, str(p.attempts), _ago(p.created_at, now),
                  p.tweet_id or "-", clip(p.last_error, 300) or "-", clip(p.text, 300)]
                 for p in listed]
-        print(_table(rows, ["ID", "STATE", "TRIES", "CREATED", "TWEET", "LAST ERROR", "TEXT"]))
+        print(_table(rows, ["ID", "TO", "STATE", "TRIES", "CREATED", "POSTED AS", "LAST ERROR",
+                            "TEXT"]))
         return 0
-    rows = [[str(p.id), p.state, str(p.attempts), _ago(p.created_at, now),
+    rows = [[str(p.id), p.destination, p.state, str(p.attempts), _ago(p.created_at, now),
              p.text or f"(entry {p.link or '?'})"] for p in listed]
-    print(_fitted(rows, ["ID", "STATE", "TRIES", "CREATED", "TEXT"], flex=4,
+    print(_fitted(rows, ["ID", "TO", "STATE", "TRIES", "CREATED", "TEXT"], flex=5,
                   notes=[_post_note(p) for p in listed]))
     return 0
 
 
 def _post_note(post: Post) -> str | None:
-    """The line under a post in `posts`: where it is on X, or why it is not there yet."""
+    """The line under a post in `posts`: where it is on its network, or why it is not
+    there yet."""
     if post.tweet_id:
-        on_x = f"on X: https://x.com/i/status/{post.tweet_id}"
-        return f"{on_x} ({post.last_error})" if post.last_error else on_x
+        where = _where(post)
+        return f"{where} ({post.last_error})" if post.last_error else where
     return post.last_error
+
+
+def _where(post: Post) -> str:
+    """``on X: https://x.com/i/status/ID``; a Mastodon status id or a Bluesky at:// URI as
+    they are (the instance's web address is not stored)."""
+    network = post.destination.partition(":")[0]
+    if network == "x":
+        return f"on X: https://x.com/i/status/{post.tweet_id}"
+    if network == "bluesky" and post.tweet_id and post.tweet_id.startswith("at://"):
+        repo, _, rkey = post.tweet_id.removeprefix("at://").partition("/app.bsky.feed.post/")
+        if rkey:
+            return f"on {post.destination}: https://bsky.app/profile/{repo}/post/{rkey}"
+    return f"on {post.destination}: {post.tweet_id}"
 
 
 async def posts_retry(store: Store, args: argparse.Namespace) -> int:

@@ -15,10 +15,11 @@ import aiohttp
 
 from bot.cli.database import read_feed_settings
 from bot.cli.options import _hashtag_list, _regex, _template
-from bot.compose import compose_posts, weighted_length
+from bot.compose import compose_posts
 from bot.config import Settings, check_feed_url
 from bot.errors import ConfigError, FeedError, FeedParseError
 from bot.models import ParsedFeed
+from bot.networks import LengthRule, X, mastodon_rule, rule_for
 from bot.store.peek import FeedSettings
 from bot.text import clip
 
@@ -84,6 +85,7 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
         print(f"feed-tweeter: cannot read {url}: {exc}", file=sys.stderr)
         return 1
 
+    rules = await _rules(settings)
     newest = oldest_first(parsed.entries, datetime.now(UTC))[-args.count:]
     used = [f"template {template!r}"]
     used += [f"{name} {value!r}" for name, value in (
@@ -96,13 +98,35 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
         if not filters.accepts(entry):
             print(f"--- filtered out (never tweeted): {clip(entry.title, 100)}\n")
             continue
-        (composed,) = compose_posts(template, [entry], parsed.title, parsed.link, hashtags,
-                                    keep_mentions=mentions == "keep")
-        if composed.text is None:
-            print(f"--- cannot be tweeted (it would be recorded as a failed post): "
-                  f"{composed.error}\n  entry: {clip(entry.title, 100) or entry.id}\n")
-            continue
-        print(f"--- {weighted_length(composed.text)}/280\n{composed.text}\n")
+        for name, rule in rules.items():
+            (composed,) = compose_posts(template, [entry], parsed.title, parsed.link, hashtags,
+                                        keep_mentions=mentions == "keep", rule=rule)
+            where = f"{name}: " if len(rules) > 1 else ""
+            if composed.text is None:
+                print(f"--- {where}cannot be posted (it would be recorded as a failed post): "
+                      f"{composed.error}\n  entry: {clip(entry.title, 100) or entry.id}\n")
+                continue
+            print(f"--- {where}{rule.measure(composed.text)}/{rule.limit}\n{composed.text}\n")
     if not parsed.entries:
         print("(the feed has no entries)")
+    if list(rules) == ["x"] and not settings.destinations:
+        print("(X's text is shown; with MASTODON_… or BLUESKY_… set, each destination's is)")
     return 0
+
+
+async def _rules(settings: Settings) -> dict[str, LengthRule]:
+    """Each destination's length rule (X's when none is configured); a Mastodon
+    instance's limits are asked for, for at most 5 seconds."""
+    rules = {d.name: rule_for(d.network) for d in settings.outlets} or {"x": X}
+    mastodons = [d for d in settings.outlets if d.network == "mastodon"]
+    if not mastodons:
+        return rules
+    from bot.mastodon import MastodonClient
+
+    async with aiohttp.ClientSession() as session:
+        clients = [MastodonClient(base_url=d.base_url, access_token=d.get("MASTODON_ACCESS_TOKEN"),
+                                  session=session, timeout=5.0) for d in mastodons]
+        answers = await asyncio.gather(*(c.limits() for c in clients))
+    for d, (most, per_url, _) in zip(mastodons, answers, strict=True):
+        rules[d.name] = mastodon_rule(most, per_url)
+    return rules

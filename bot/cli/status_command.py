@@ -1,23 +1,26 @@
-"""The ``status`` command: the database, the feeds, the posts, the posting gate, and whether
-a service answers for this database."""
+"""The ``status`` command: the database, the feeds, the posts, each destination's posts and
+gate, and whether a service answers for this database."""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from bot.cli.database import NO_DATABASE, open_store
 from bot.cli.display import _ago, _until, _when, plural
 from bot.config import Settings
-from bot.health import Snapshot
 from bot.invocation import command
 from bot.text import clip
 from bot.times import span
 
+if TYPE_CHECKING:
+    from bot.gate import Gate
+
 
 async def status(settings: Settings) -> int:
-    from bot.gate import GATE_KEY, Gate
+    from bot.gate import Gate, gate_key
     from bot.health import take
 
     store = await open_store(settings.database_path, create=False)
@@ -27,31 +30,41 @@ async def status(settings: Settings) -> int:
     now = time.time()
     try:
         version = await store.user_version()
-        gate = Gate.from_json(await store.get_meta(GATE_KEY))
-        view = gate.view(now)
-        snapshot = await take(store, view, posting_broken=gate.broken,
-                              database_id=await store.get_meta("database_id"), now=now,
-                              x_cost_per_post=settings.x_cost_per_post)
-        next_due = await store.next_due_at()
+        # the destinations configured here, and any other the database has posts for
+        names = [d.name for d in settings.outlets] or ["x"]
+        names += sorted(set(await store.destination_counts()) - set(names))
+        gates = {name: Gate.from_json(await store.get_meta(gate_key(name))) for name in names}
+        snapshot = await take(store, destinations={
+            name: {"network": name.partition(":")[0], "gate": gate.view(now),
+                   "posting_broken": gate.broken} for name, gate in gates.items()},
+            database_id=await store.get_meta("database_id"), now=now,
+            x_cost_per_post=settings.x_cost_per_post)
+        next_due = {name: await store.next_due_at(name) for name in names}
     finally:
         await store.close()
     last = snapshot.last_successful_poll
     feeds = ", ".join(f"{state} {n}" for state, n in snapshot.feeds.items() if n)
     lines = [f"database:  {settings.database_path} (schema {version})",
              f"feeds:     {snapshot.total}" + (f" ({feeds})" if feeds else ""),
-             "posts:     " + ", ".join(f"{k} {v}" for k, v in snapshot.posts.items()),
-             _on_x(snapshot, settings)]
-    if not view["open"]:
-        lines.append(f"gate:      closed ({gate.reason}) for {span(gate.until - now)} more, "
-                     f"until {_when(gate.until)}: {gate.detail}")
-    else:
-        lines.append("gate:      open")
+             "posts:     " + ", ".join(f"{k} {v}" for k, v in snapshot.posts.items())]
+    configured = {d.name for d in settings.outlets}
+    for name, gate in gates.items():
+        lines.append(_destination_line(name, snapshot.destinations[name], gate, now, settings,
+                                       configured=not configured or name in configured))
     lines.append(f"last poll: {_when(last)}" + (f" ({_ago(last, now)})" if last else ""))
     lines.append(f"service:   {await _probe_service(settings, snapshot.database_id)}")
-    if snapshot.posts["pending"] and next_due is not None:
-        lines.append("next post: " + (f"when the gate opens, {_when(gate.until)}"
-                                      if not view["open"] and next_due < gate.until
-                                      else _until(next_due, now)))
+    waits = []  # (when, how to say it) for each destination with a post pending
+    for name, due in next_due.items():
+        if due is None or not snapshot.destinations[name]["posts"]["pending"]:
+            continue
+        gate = gates[name]
+        if gate.closed(now) and due < gate.until:
+            waits.append((gate.until, f"when the gate opens, {_when(gate.until)}"))
+        else:
+            waits.append((due, _until(due, now)))
+    if waits:
+        _, said = min(waits)
+        lines.append(f"next post: {said}")
     failing = snapshot.failing()
     for f in failing[:5]:
         lines.append(f"{f.state}:   {f.url} ({plural(f.consecutive_failures, 'failure')}): "
@@ -60,6 +73,31 @@ async def status(settings: Settings) -> int:
         lines.append(f"… and {len(failing) - 5} more: `{command()} feeds list`")
     print("\n".join(lines))
     return 0
+
+
+def _destination_line(name: str, view: dict[str, Any], gate: Gate, now: float,
+                      settings: Settings, *, configured: bool) -> str:
+    """``x:         3 posts in 24 h, 41 in 30 days (about $8.20 at $0.20 a post); gate open``:
+    what went out to one destination, what waits, and its gate."""
+    line = f"{name + ':':<10} {plural(view['posts_24h'], 'post')} in 24 h, " \
+           f"{view['posts_30d']} in 30 days"
+    if view["network"] == "x":
+        line += (f" (about ${view['estimated_spend_30d_usd']:.2f} at "
+                 f"${view['cost_per_post_usd']:.2f} a post")
+        if settings.x_max_spend_per_month is not None:
+            line += f"; X_MAX_SPEND_PER_MONTH ${settings.x_max_spend_per_month:g}"
+        line += ")"
+    waiting = view["posts"]["pending"] + view["posts"]["sending"]
+    if waiting:
+        line += f"; {waiting} waiting"
+    if not configured:
+        return line + "; not configured here"
+    if gate.closed(now):
+        return line + (f"; gate closed ({gate.reason}) for {span(gate.until - now)} more, "
+                       f"until {_when(gate.until)}: {gate.detail}")
+    if gate.broken:
+        return line + f"; posting broken ({gate.reason}), probing: {gate.detail}"
+    return line + "; gate open"
 
 
 async def _probe_service(settings: Settings, database_id: str | None) -> str:
@@ -83,14 +121,3 @@ async def _probe_service(settings: Settings, database_id: str | None) -> str:
         return (f"not running on this database: the service answering at {url} serves "
                 "another one (another DATABASE_PATH or HTTP_PORT?)")
     return f"answering at {url} ({resp.status} {body.get('status', '?')})"
-
-
-def _on_x(snapshot: Snapshot, settings: Settings) -> str:
-    """``on X:      3 posts in 24 h, 41 in 30 days (about $8.20 at $0.20 a post)``."""
-    on_x = snapshot.on_x()
-    line = (f"on X:      {plural(on_x['posts_24h'], 'post')} in 24 h, {on_x['posts_30d']} in "
-            f"30 days (about ${on_x['estimated_spend_30d_usd']:.2f} at "
-            f"${on_x['cost_per_post_usd']:.2f} a post")
-    if settings.x_max_spend_per_month is not None:
-        line += f"; X_MAX_SPEND_PER_MONTH ${settings.x_max_spend_per_month:g}"
-    return line + ")"

@@ -225,8 +225,9 @@ class Store:
     async def post(self, post_id: int) -> Post | None:
         return await self._posts.post(post_id)
 
-    async def posts(self, state: str | None = None, limit: int = 1000) -> list[Post]:
-        return await self._posts.posts(state, limit)
+    async def posts(self, state: str | None = None, limit: int = 1000,
+                    destination: str | None = None) -> list[Post]:
+        return await self._posts.posts(state, limit, destination)
 
     async def pending_count(self, destination: str | None = None) -> int:
         return await self._posts.pending_count(destination)

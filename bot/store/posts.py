@@ -102,9 +102,13 @@ class Posts:
         row = await self.db.fetchone("SELECT * FROM posts WHERE id = ?", (post_id,))
         return post_from_row(row) if row else None
 
-    async def posts(self, state: str | None = None, limit: int = 1000) -> list[Post]:
-        where = "WHERE p.state = ?" if state else ""
-        params: tuple[object, ...] = (state, limit) if state else (limit,)
+    async def posts(self, state: str | None = None, limit: int = 1000,
+                    destination: str | None = None) -> list[Post]:
+        """The newest posts, of one state and one destination when given."""
+        conditions = [c for c, v in (("p.state = ?", state),
+                                     ("p.destination = ?", destination)) if v]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        params = (*(v for v in (state, destination) if v), limit)
         rows = await self.db.fetchall(
             "SELECT p.*, f.url AS feed_url, e.link AS link FROM posts p "
             "JOIN entries e ON e.id = p.entry_id JOIN feeds f ON f.id = e.feed_id "
