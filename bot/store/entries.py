@@ -87,10 +87,12 @@ class Entries:
                         (entry_id, out.destination, (out.error or "cannot be posted")[:1000],
                          now))
                     continue
-                ids.append(conn.execute(
+                post_id = conn.execute(
                     "INSERT INTO posts (entry_id, destination, text, created_at, post_key, card) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (entry_id, out.destination, out.text, now, new_key(), out.card)).lastrowid)
+                    (entry_id, out.destination, out.text, now, new_key(), out.card)).lastrowid
+                if post_id:
+                    ids.append(post_id)
             return ids
 
         def write(conn: sqlite3.Connection) -> list[int]:
