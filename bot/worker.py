@@ -118,7 +118,6 @@ class Worker:
         clients = {d.name: self._posters.get(d.name) or self._make_poster(d) for d in outlets}
         self.outlets = {d.name: Outlet(d.name, rule_for(d.network)) for d in outlets}
         self.networks = {d.name: d.network for d in outlets}
-        await self._learn_limits(clients)
         for d in outlets:
             x = d.network == "x"
             self.dispatchers[d.name] = Dispatcher(
@@ -132,6 +131,8 @@ class Worker:
         for dispatcher in self.dispatchers.values():
             await dispatcher.start()
         self.dispatcher = next(iter(self.dispatchers.values()), None)
+        # posts owed from before are on their way; new ones are composed for the limits
+        await self._learn_limits(clients)
         self.poller = Poller(s, self.store, self._http, self._blog_database,
                              metrics=self.metrics, clock=self.clock, wake=self.wake_dispatchers,
                              executor=self._executor, outlets=self.outlets)
@@ -173,9 +174,10 @@ class Worker:
                        base_url=d.base_url, **common)
 
     async def _learn_limits(self, clients: Mapping[str, Poster]) -> None:
-        """Each Mastodon instance's length limit (``/api/v2/instance``), asked at once and
-        for at most LIMITS_TIMEOUT seconds: an instance that is down delays nothing; its
-        posts are composed for Mastodon's default 500 characters meanwhile."""
+        """Each Mastodon instance's length limit (``/api/v2/instance``), asked of all at
+        once for at most LIMITS_TIMEOUT seconds before the first poll (the dispatchers are
+        already sending what was owed). An instance that does not answer delays the first
+        poll by that much, once; its posts are then composed for Mastodon's default 500."""
         asking = {name: client for name, client in clients.items()
                   if self.outlets[name].rule.network == "mastodon" and hasattr(client, "limits")}
         if not asking:

@@ -192,7 +192,7 @@ def _destinations(settings: Settings, raw: str) -> str | None:
                                if n.strip()))
     if not names:
         return None
-    configured = [d.name for d in settings.outlets] or None
+    configured = [d.name for d in settings.destinations] or None  # None: not known here
     if problems := check_names(names, configured):
         raise ConfigError("--to: " + "; ".join(problems))
     return ",".join(names)
