@@ -153,22 +153,23 @@ class Poller:
         post_ids = await self.store.record_poll(feed.id, items, self.clock(),
                                                 **update.changes(feed))
         update.apply(feed)
+        articles = post_ids.articles  # each has a post per destination
         if post_ids:
             self.wake()
-            self.metrics.articles.inc(len(post_ids))
+            self.metrics.articles.inc(articles)
         self.metrics.polls.labels("new" if post_ids else "unchanged").inc()
         if baselining:
             log.info("feed_baselined url=%s entries=%d tweeting=%d%s", feed.url,
-                     len(parsed.entries), len(post_ids),
+                     len(parsed.entries), articles,
                      "" if post_ids else " (older articles are not tweeted; BACKFILL=N tweets "
                      "the newest N on a feed's first poll)")
         else:
             unpostable = sum(1 for item in items
                              if any(out.error is not None for out in item.posts()))
             log.info("feed_polled url=%s status=200 entries=%d new=%d filtered=%d%s%s",
-                     feed.url, len(parsed.entries), len(post_ids), decision.filtered,
+                     feed.url, len(parsed.entries), articles, decision.filtered,
                      f" unpostable={unpostable}" if unpostable else "", self._next_in(feed))
-        return len(post_ids)
+        return articles
 
     def _targets(self, feed: FeedRow) -> list[Outlet]:
         """The destinations this feed's articles go to: those it names (``feeds add --to``)

@@ -39,7 +39,7 @@ from bot.store.db import (
     is_write_failure,
     open_problem,
 )
-from bot.store.entries import Entries
+from bot.store.entries import Entries, NewPostIds
 from bot.store.feeds import Feeds
 from bot.store.meta import Meta
 from bot.store.posts import Posts
@@ -185,7 +185,7 @@ class Store:
         return await self._entries.seen(feed_id, entries)
 
     async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,
-                          **feed_values: object) -> list[int]:
+                          **feed_values: object) -> NewPostIds:
         return await self._entries.record_poll(feed_id, new, now, **feed_values)
 
     # -- posts ---------------------------------------------------------------------------

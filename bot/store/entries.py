@@ -16,6 +16,12 @@ from bot.store.rows import NewPost, check_feed_columns
 log = logging.getLogger(__name__)
 
 
+class NewPostIds(list[int]):
+    """The ids of the pending posts a poll recorded, and how many articles they are for."""
+
+    articles: int = 0
+
+
 class Entries:
     """Reads of the entries table, and the one write of a poll (:meth:`record_poll`)."""
 
@@ -45,10 +51,11 @@ class Entries:
         return await self.db.run(read)
 
     async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,
-                          **feed_values: object) -> list[int]:
+                          **feed_values: object) -> NewPostIds:
         """In ONE transaction: the new entries, a pending post for each destination with a
         text (a failed one for each with an error), and the feed's new state (validators,
-        title, schedule). Returns the new pending posts' ids.
+        title, schedule). Returns the new pending posts' ids (``.articles``: how many articles
+        they are for, one post per destination each).
 
         An entry to be tweeted whose link another entry already has (another feed polled
         meanwhile, say the same blog's JSON Feed) is recorded without a post: the link check
@@ -95,8 +102,8 @@ class Entries:
                     ids.append(post_id)
             return ids
 
-        def write(conn: sqlite3.Connection) -> list[int]:
-            post_ids: list[int] = []
+        def write(conn: sqlite3.Connection) -> NewPostIds:
+            post_ids = NewPostIds()
             seen_only = [row(i.entry) for i in new if not i.posts()]
             try:
                 with savepoint(conn):
@@ -114,7 +121,9 @@ class Entries:
                     log.warning("entry_unstorable feed_id=%d entry=%r error=%s",
                                 feed_id, item.entry.id[:200], exc)
                     continue
-                post_ids.extend(ids)
+                if ids:
+                    post_ids.extend(ids)
+                    post_ids.articles += 1
             if feed_values:
                 assignments = ", ".join(f"{k} = ?" for k in feed_values)
                 conn.execute(f"UPDATE feeds SET {assignments} WHERE id = ?",
