@@ -1,1 +1,2 @@
-"""``make demo``: the bot against a local blog and a local fake X, offline. See __main__."""
+"""``make demo``: the bot against a local blog and local fakes of X, Mastodon and Bluesky,
+offline. See __main__."""

@@ -1,4 +1,5 @@
-"""``make demo``: offline, self-contained, tweets within seconds, stops cleanly.
+"""``make demo``: offline, self-contained, posts to X, Mastodon and Bluesky within seconds,
+stops cleanly.
 
 Runs what ``make demo`` runs (``python -m demo`` from the repository root), in its own process
 group like a terminal job, with a time limit; and ``make demo`` itself on a pseudo-terminal,
@@ -21,7 +22,35 @@ import pytest
 
 from tests.conftest import ROOT, clean_environ
 
-TWEETED = re.compile(r"🐦 tweeted:\s+(.+)$", re.MULTILINE)
+X_POST = "🐦 X        │"  # the first line of a post as the fake X received it
+LABELS = {"🐦 X": "x", "🐘 Mastodon": "mastodon", "🦋 Bluesky": "bluesky"}
+_HEAD = re.compile(r"^\d\d:\d\d:\d\d  (🐦 X|🐘 Mastodon|🦋 Bluesky) *│ (.*)$")
+_MORE = re.compile(r"^ +│ (.*)$")
+_LENGTH = re.compile(r"\[length (\d+)/(\d+)\]")
+_SUMMARY = re.compile(r"^ +\S+ (X|Mastodon|Bluesky) +(\d+) posts?: articles ([^;]+); "
+                      r"(\d+) duplicates?(.*)$", re.MULTILINE)
+
+
+def posts_shown(text: str) -> dict[str, list[str]]:
+    """Each network's posts as the demo printed them, a post's wrapped lines joined."""
+    posts: dict[str, list[list[str]]] = {network: [] for network in LABELS.values()}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        head = _HEAD.match(line)
+        if head is not None:
+            current = [head.group(2)]
+            posts[LABELS[head.group(1)]].append(current)
+        elif current is not None and (more := _MORE.match(line)) is not None:
+            current.append(more.group(1))
+        else:
+            current = None
+    return {network: [" ".join(lines) for lines in shown] for network, shown in posts.items()}
+
+
+def article_number(post: str) -> int:
+    """The article a post announces, from its full link (Bluesky's: the one it links to)."""
+    (number,) = re.findall(r"http://127\.0\.0\.1:\d+/posts/(\d+)-", post)
+    return int(number)
 
 
 async def start_demo(*args: str) -> asyncio.subprocess.Process:
@@ -68,7 +97,7 @@ def test_make_demo_runs_this_module() -> None:
                      re.MULTILINE)
 
 
-async def test_demo_tweets_and_stops_by_itself() -> None:
+async def test_demo_posts_every_article_once_on_each_network_and_stops_by_itself() -> None:
     proc = await start_demo("--seconds", "12")
     try:
         async with asyncio.timeout(60):
@@ -77,13 +106,47 @@ async def test_demo_tweets_and_stops_by_itself() -> None:
         kill_group(proc)
     text = out.decode("utf-8", "replace")
     assert proc.returncode == 0, text
-    tweets = TWEETED.findall(text)
-    assert len(tweets) >= 1, text
-    assert re.search(r"http://127\.0\.0\.1:\d+/feed/posts/\d+", tweets[0]), tweets
+    assert "Traceback" not in text and "⚠️" not in text, text  # no warning, no error
     assert "🔄 polled" in text and "📝 published" in text
     assert "worker stopped" in text
-    assert re.search(r"done: \d+ articles on the blog, [1-9]\d* tweeted\.", text), text
-    assert "Traceback" not in text
+    done = re.search(r"done: (\d+) articles on the blog, ([1-9]\d*) tweeted\.", text)
+    assert done, text
+    articles, tweeted = int(done.group(1)), int(done.group(2))
+    # BACKFILL=1: the newest of the articles there at the first poll, then every new one
+    first = re.search(r"first poll: (\d+) articles already there", text)
+    assert first, text
+    announced = list(range(int(first.group(1)), articles + 1))
+    assert len(announced) >= 2, text  # the blog published while the bot ran
+    assert tweeted == len(announced), text
+
+    posts = posts_shown(text)
+    for network, shown in posts.items():  # each network got every article, once
+        assert sorted(article_number(post) for post in shown) == announced, (network, text)
+    summary = {m.group(1): m.groups()[1:] for m in _SUMMARY.finditer(text)}
+    for label in ("X", "Mastodon", "Bluesky"):
+        count, numbers, duplicates, rest = summary[label]
+        assert (int(count), numbers, int(duplicates)) == \
+            (len(announced), f"{announced[0]}–{announced[-1]}", 0), (label, text)
+        assert "missing" not in rest, (label, text)
+
+    # each network its own text: X's 280 weighted characters cut the summary short,
+    # Mastodon's 500 hold it whole, Bluesky writes the link short and links it in full
+    for network, limit in (("x", 280), ("mastodon", 500), ("bluesky", 300)):
+        for post in posts[network]:
+            length = _LENGTH.search(post)
+            assert length and int(length.group(2)) == limit and \
+                0 < int(length.group(1)) <= limit, (network, post)
+    by_article = {network: {article_number(post): post for post in shown}
+                  for network, shown in posts.items()}
+    for number in announced:
+        x, mastodon, bluesky = (by_article[n][number] for n in ("x", "mastodon", "bluesky"))
+        assert "…" in x and "…" not in mastodon and len(mastodon) > len(x), (x, mastodon)
+        for post in (x, mastodon):
+            assert re.search(r"http://127\.0\.0\.1:\d+/posts/\d+-[a-z0-9-]+ ", post), post
+        assert re.search(r"(?<!/)127\.0\.0\.1:\d+/posts/[a-z0-9-]+\.\.\. ", bluesky), bluesky
+        assert re.search(r"\[link → http://127\.0\.0\.1:\d+/posts/\d+-[a-z0-9-]+\]",
+                         bluesky), bluesky
+        assert re.search(r"\[link card: .+ \(part \d+\)\]", bluesky), bluesky
 
 
 async def test_ctrl_c_stops_everything_cleanly() -> None:
@@ -94,7 +157,7 @@ async def test_ctrl_c_stops_everything_cleanly() -> None:
         async with asyncio.timeout(60):
             async for raw in proc.stdout:  # until the first tweet
                 lines.append(raw.decode("utf-8", "replace"))
-                if "🐦 tweeted:" in lines[-1]:
+                if X_POST in lines[-1]:
                     break
             bot_pids = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
             assert bot_pids, "the bot runs as a child process"
@@ -116,7 +179,7 @@ async def test_second_ctrl_c_kills_a_bot_slow_to_stop() -> None:
     bot: psutil.Process | None = None
     try:
         async with asyncio.timeout(60):
-            await read_until(proc, lines, "🐦 tweeted:")
+            await read_until(proc, lines, X_POST)
             (bot,) = [p for p in psutil.Process(proc.pid).children(recursive=True)]
             bot.suspend()  # a bot that takes its time to stop (SIGTERM stays pending)
             os.killpg(proc.pid, signal.SIGINT)
@@ -184,7 +247,7 @@ async def test_ctrl_c_on_make_demo_exits_0() -> None:
     demo_pids: list[int] = []
     try:
         async with asyncio.timeout(60):
-            await wait_for("🐦 tweeted:".encode())
+            await wait_for(X_POST.encode())
             demo_pids = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
             os.write(master, b"\x1a")  # Ctrl-Z would stop the demo but not make: ignored
             await wait_for(b"Ctrl-C stops the demo")
