@@ -97,8 +97,11 @@ class Worker:
             )
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.feed_timeout),
-            connector=aiohttp.TCPConnector(limit=max(s.max_concurrent_fetches,
-                                                     s.max_concurrent_posts) + 8),
+            # room for every fetch and every destination's posts at once: a network that
+            # holds its connections (slow, timing out) never starves a feed or another network
+            connector=aiohttp.TCPConnector(
+                limit=s.max_concurrent_fetches
+                + s.max_concurrent_posts * max(1, len(s.outlets)) + 8),
         )
         self.fetcher = Fetcher(self.session, timeout=s.feed_timeout, max_bytes=s.max_feed_bytes,
                                max_concurrent=s.max_concurrent_fetches,
