@@ -11,6 +11,9 @@ It answers only for documents it can read exactly like feedparser's strict parse
 well-formed UTF-8 (or ASCII) RSS 2.0/0.9x, RSS 1.0 (RDF) and Atom 1.0, no DOCTYPE, no
 element it does not know to be harmless for those keys. For anything else it returns None
 and the caller uses feedparser: so an odd feed is never read differently, only more slowly.
+The entry's picture (``bot.parse._xml_image``) comes from the same dictionary: the
+``media_thumbnail`` and ``media_content`` lists, the enclosures among ``links``, ``image``
+(itunes:image) and the ``base`` of the text values, all built here as feedparser builds them.
 tests/test_fastpaths.py (and ``python -m bench.fastxml_check``) hold the two paths to equal
 results on every corpus file and on mutated copies of the feeds read here. The feedparser
 internals this module calls or mirrors all come from :mod:`bot.feedparser_compat`, which
@@ -54,7 +57,7 @@ _HTML_TYPES = {"application/xhtml+xml", "text/html"}
 _HANDLED = handler_keys()  # elements feedparser has a _start_ or _end_ handler for
 # handlers that touch none of the keys the bot reads (title, summary_detail, content, dates,
 # author, tags, id, links, link, guidislink), by reading them in the feedparser recorded in
-# bot.feedparser_compat (CHECKED_HANDLERS)
+# bot.feedparser_compat (CHECKED_HANDLERS); except, inside an entry, the _IMAGES ones
 _HARMLESS_HANDLERS = frozenset({
     "enclosure", "comments", "itunes_image", "itunes_link", "itunes_duration",
     "itunes_explicit", "itunes_subtitle", "itunes_block", "media_content",
@@ -72,8 +75,13 @@ _ALIASED = frozenset({"guid", "date", "description", "modified", "issued", "cate
                       "enclosures", "license", "source", "entries", "items", "channel"})
 
 _TITLES = frozenset({"title", "dc_title", "media_title"})
+# inside an entry, elements whose handlers store what bot.parse._xml_image reads:
+# media_thumbnail / media_content (lists of attributes), links (enclosures), image
+# (itunes:image, and itunes:link: feedparser's _start_itunes_link is _start_itunes_image)
+_IMAGES = frozenset({"media_thumbnail", "media_content", "enclosure", "itunes_image",
+                     "itunes_link"})
 _READ_ATTRS = frozenset({"href", "url", "uri", "rel", "type", "term", "scheme", "domain",
-                         "label", "ispermalink", "src", "mode", "base", "about"})
+                         "label", "ispermalink", "src", "mode", "base", "about", "medium"})
 # harmless handlers that push content (push_content): an element inside is markup of
 # their text (feedparser switches them to xhtml), never a title, link or anything else
 _CONTENT_HANDLERS = frozenset({"subtitle", "tagline", "rights", "copyright", "dc_rights",
@@ -386,18 +394,10 @@ class _Reader:
         """Handle a link element like ``_start_link``/``pop('link')``; returns the feed's
         new ``link`` (feed level) or None."""
         attrs = self._attrs(el)
-        if "rel" in attrs:
-            attrs["rel"] = attrs["rel"].lower()
-        if "type" in attrs:
-            attrs["type"] = attrs["type"].lower()
         attrs.setdefault("rel", "alternate")
         attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self"
                          else "text/html")
-        href = attrs.get("url", attrs.get("uri", attrs.get("href")))
-        if href:  # feedparser's _enforce_href, then resolve_uri (even of an empty href)
-            attrs.pop("url", None)
-            attrs.pop("uri", None)
-            attrs["href"] = href
+        _enforce_href(attrs)  # then resolve_uri (even of an empty href)
         if "href" in attrs:
             attrs["href"] = urljoin(self.sb(el), attrs["href"])
         if len(el):
@@ -434,6 +434,8 @@ class _Reader:
         key = self.key(el.tag)
         if key in _HANDLED and key not in _HARMLESS_HANDLERS:
             raise Unsupported(f"{where}: element {key} has a handler")
+        if key in _IMAGES:  # (in an author, inside text): not worth mirroring
+            raise Unsupported(f"{where}: element {key} may give the entry's image")
         if key in _ALIASED:
             raise Unsupported(f"{where}: element {key} maps onto a key the bot reads")
         for child in el:
@@ -470,6 +472,11 @@ class _Reader:
             if key == "image" and not len(child):
                 self._title_depth = -1  # feedparser's _start_image resets the title depth
                 continue
+            if key in _IMAGES:
+                self._image(e, child, key)
+                if len(child):
+                    self._nested(e, child, key, 2)
+                continue
             if key in _TITLES:
                 self._title(e, child, key, 1)
                 continue
@@ -488,7 +495,7 @@ class _Reader:
                 if kind == "text/plain" and not atom and looks_like_html(value):
                     kind = "text/html"
                 e["summary"] = value
-                e["summary_detail"] = {"type": kind, "value": value}
+                e["summary_detail"] = {"type": kind, "value": value, "base": self.sb(child)}
             elif key in ("content", "content_encoded", "fullitem"):
                 has_content = True
                 kind = self._type(child, "text/html" if key != "content" else "text/plain")
@@ -497,7 +504,8 @@ class _Reader:
                 value = _value(child.text)
                 if kind == "text/plain" and not atom and looks_like_html(value):
                     kind = "text/html"
-                e.setdefault("content", []).append({"type": kind, "value": value})
+                e.setdefault("content", []).append({"type": kind, "value": value,
+                                                    "base": self.sb(child)})
                 if kind in ("text/plain", "text/html", "application/xhtml+xml"):
                     e.setdefault("summary", value)
             elif key in ("guid", "id"):
@@ -570,14 +578,15 @@ class _Reader:
         * ``pop()`` ignores it when a non-empty title or dc:title (never a media:title,
           whose ``_end_media_title`` restores ``title_depth``) ended at its depth or above;
         * else the value is stored only at the depth of the stored one or above
-          (``property_depth_map``), but ``title_detail`` (the type) is stored either way.
+          (``property_depth_map``), but ``title_detail`` (the type, and the base: the
+          one ``push_content`` saw as the element started) is stored either way.
         """
         kind, value = self._title_value(el)
         if not -1 < self._title_depth <= depth:
             if self._title_map is None or depth <= self._title_map:
                 self._title_map = depth
                 e["title"] = value
-            e["title_detail"] = {"type": kind}
+            e["title_detail"] = {"type": kind, "base": self.sb(el)}
         if value and key != "media_title":
             self._title_depth = depth
 
@@ -595,6 +604,8 @@ class _Reader:
                     child_key in _ALIASED:
                 raise Unsupported(f"entry: element {child_key} has a handler")
             else:
+                if child_key in _IMAGES:  # media:content in media:group ...
+                    self._image(e, child, child_key)
                 self._nested(e, child, child_key, depth + 1)
 
     def _attrs(self, el: ET.Element) -> dict[str, str]:
@@ -609,7 +620,8 @@ class _Reader:
                 if k.split("}", 1)[1].lower() in _READ_ATTRS:
                     raise Unsupported(f"namespaced attribute {k}")
                 continue
-            out[k.lower()] = v
+            k = k.lower()
+            out[k] = v.lower() if k in ("rel", "type") else v  # _normalize_attributes
         return out
 
     def _atom_author(self, el: ET.Element) -> tuple[str | None, str | None]:
@@ -631,6 +643,29 @@ class _Reader:
                 self._harmless(child, where="author")
         return name, email
 
+    def _image(self, e: dict[str, Any], el: ET.Element, key: str) -> None:
+        """What the handler of an image element (:data:`_IMAGES`) stores in the entry, as it
+        starts (and, for a media:thumbnail, as it ends: its text is the url it lacks)."""
+        attrs = self._attrs(el)
+        if key == "media_thumbnail":
+            if len(el):
+                raise Unsupported("elements inside a media:thumbnail")  # (its text: the url)
+            e.setdefault("media_thumbnail", []).append(attrs)
+            if "url" not in attrs:  # _end_media_thumbnail: pop('url'), resolved at the end
+                url = _value(el.text, resolve=self.eb(el))
+                if url.strip():
+                    attrs["url"] = url
+        elif key == "media_content":
+            e.setdefault("media_content", []).append(attrs)
+        elif key == "enclosure":
+            _enforce_href(attrs)
+            attrs["rel"] = "enclosure"
+            e.setdefault("links", []).append(attrs)
+        elif attrs.get("href"):  # itunes:image, itunes:link
+            e["image"] = {"href": attrs["href"]}
+        elif attrs.get("url"):
+            e["image"] = {"href": attrs["url"]}
+
     @staticmethod
     def _add_tag(tags: list[dict[str, str | None]], term: str | None, scheme: str | None,
                  label: str | None) -> None:
@@ -639,6 +674,15 @@ class _Reader:
         value = {"term": term, "scheme": scheme, "label": label}
         if value not in tags:
             tags.append(value)
+
+
+def _enforce_href(attrs: dict[str, str]) -> None:
+    """feedparser's ``_enforce_href``: ``url``, else ``uri``, else ``href`` becomes ``href``."""
+    href = attrs.get("url", attrs.get("uri", attrs.get("href")))
+    if href:
+        attrs.pop("url", None)
+        attrs.pop("uri", None)
+        attrs["href"] = href
 
 
 _EMAIL = re.compile(r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|"""

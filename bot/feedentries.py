@@ -7,33 +7,41 @@
   content) is dropped. Entries are numbered in document order.
 * An entry that cannot be read becomes an Entry with an ``error`` instead of losing the feed.
 * Links: absolute http(s) only, normalised (:func:`http_url`).
+* Images (a link card's picture): the same, resolved against the entry's base first, and at
+  most :data:`IMAGE_MAX` characters (:func:`image_url`).
 * The small readers of raw values shared by the formats (:func:`string`, :func:`as_list`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urljoin
 
 from bot.htmltext import plain, untitled
 from bot.links import normalise_link
 from bot.models import Entry
 
-__all__ = ["SUMMARY_MAX", "as_list", "build_entry", "http_url", "read_each", "string",
-           "unique_entries"]
+__all__ = ["IMAGE_MAX", "SUMMARY_MAX", "as_list", "build_entry", "http_url", "image_url",
+           "read_each", "string", "unique_entries"]
 
 T = TypeVar("T")
 
 SUMMARY_MAX = 1000  # characters kept of a title or summary
+IMAGE_MAX = 2048  # characters of an image URL; a longer one is no image at all
+# an http(s) URL that a join leaves as it is (no ";" params, no "\\", no space or control)
+_ABSOLUTE_HTTP = re.compile(r"https?://[a-z0-9][^;\\\x00-\x20\x7f]*", re.IGNORECASE)
 
 
 def build_entry(raw_id: object, link: str | None, title: str, summary: str, author: str,
                 tags: Iterable[Any], published: datetime | None,
-                raw_date: str) -> tuple[Entry, str]:
-    """Build an Entry (position set later) and return it with its content digest."""
+                raw_date: str, image: str | None = None) -> tuple[Entry, str]:
+    """Build an Entry (position set later) and return it with its content digest (which
+    leaves the image out: ids made of it must not change when a feed adds pictures)."""
     if isinstance(raw_id, (int, float)) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
     date_key = published.isoformat() if published else raw_date
@@ -46,7 +54,7 @@ def build_entry(raw_id: object, link: str | None, title: str, summary: str, auth
     if not title and summary:
         title = untitled(summary)
     return Entry(id=entry_id, link=link, title=title, summary=summary, author=author,
-                 categories=tuple(categories), published=published), digest
+                 categories=tuple(categories), published=published, image=image), digest
 
 
 def read_each(raws: Iterable[T], read: Callable[[T], tuple[Entry, str]],
@@ -97,4 +105,29 @@ def http_url(base: str, href: str | None) -> str | None:
     """``href`` made absolute against ``base`` and normalised (:func:`bot.links.normalise_link`:
     an IRI becomes a URI, userinfo goes); None unless it is an http(s) URL with a host."""
     return normalise_link(href, base) if href else None
+
+
+def image_url(feed_url: str, href: object, base: str = "",
+              join: Callable[[str, str], str] | None = None) -> str | None:
+    """An image's URL: ``href`` resolved against the entry's ``base`` (an xml:base, joined
+    by ``join``: feedparser's join for XML, as links get theirs) and then ``feed_url``,
+    normalised (:func:`bot.links.normalise_link`); None unless it is an http(s) URL with a
+    host of at most :data:`IMAGE_MAX` characters."""
+    if not isinstance(href, str) or not href.strip():
+        return None  # (a blank reference would resolve to the feed's own URL)
+    if _ABSOLUTE_HTTP.fullmatch(href):
+        # what joining would give, without its cost (two urlparse, one urlunparse each):
+        # an http(s) URL with a host comes out of a join as it went in, give or take an
+        # empty "?" or "#" that normalise_link drops anyway
+        link = normalise_link(href)
+        return link if link is not None and len(link) <= IMAGE_MAX else None
+    if base:
+        try:
+            href = (join or urljoin)(base, href)
+        except ValueError:  # the stdlib's join of a broken "[" (feedparser's gives "")
+            return None
+        if not href:
+            return None
+    link = normalise_link(href, feed_url)
+    return link if link is not None and len(link) <= IMAGE_MAX else None
 

@@ -14,7 +14,11 @@ minor version that was checked, and ``tests/test_feedparser_compat.py`` compares
 :data:`CHECKED_HANDLERS` and :data:`CHECKED_SOURCE_SHA256` with the installed feedparser.
 When they differ: run ``python -m bench.fastxml_check --mutations 3000``, review the handler
 sets in :mod:`bot.fastxml` (``_HARMLESS_HANDLERS``, ``_CONTENT_HANDLERS``, ``_FEED_DANGER``,
-``_ALIASED``) against the changed handlers, then paste the record the check prints here.
+``_ALIASED``, ``_IMAGES``) against the changed handlers, then paste the record the check
+prints here. (The image handlers mirrored by ``bot.fastxml._Reader._image``:
+``_start_media_thumbnail``/``_end_media_thumbnail``, ``_start_media_content``,
+``_start_enclosure``, ``_start_itunes_image`` = ``_start_itunes_link``, and the ``base``
+``push_content`` records: all among the handlers and members digested below.)
 """
 
 from __future__ import annotations

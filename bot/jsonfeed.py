@@ -3,7 +3,8 @@ formats of :func:`bot.parse.parse_feed` (which sends here any body starting with
 
 * JSON Feed: the link is ``url`` (the spec's permalink), else ``external_url``; the summary
   is ``summary``, else ``content_text``, else the text of ``content_html``; authors are the
-  item's, else the feed's; dates without a zone are UTC.
+  item's, else the feed's; dates without a zone are UTC; the image is ``image``, else
+  ``banner_image`` (the first that is an http(s) URL, resolved against the feed URL).
 * RSS-in-JSON: ``{"rss": {"channel": {"item": [...]}}}`` with no ``version``, read as RSS.
 * Raises :class:`FeedParseError` for invalid JSON and unknown versions.
 """
@@ -21,6 +22,7 @@ from bot.feedentries import (
     as_list,
     build_entry,
     http_url,
+    image_url,
     read_each,
     string,
     unique_entries,
@@ -66,9 +68,10 @@ def _json_entry(item: dict[str, Any], url: str, feed_authors: str) -> tuple[Entr
             summary = plain_text(value, kind, SUMMARY_MAX)
             break
     raw_date = string(item.get("date_published")) or string(item.get("date_modified")) or ""
+    image = image_url(url, item.get("image")) or image_url(url, item.get("banner_image"))
     return build_entry(item.get("id"), link, plain(string(item.get("title"))), summary,
                        _json_authors(item) or feed_authors, as_list(item.get("tags")),
-                       iso_date(raw_date), raw_date)
+                       iso_date(raw_date), raw_date, image)
 
 
 def _json_authors(obj: dict[str, Any]) -> str:

@@ -36,6 +36,8 @@ class Entry:
     ``title``, ``summary`` and ``author`` are plain text: HTML stripped, entities decoded,
     whitespace collapsed. ``position`` is the entry's index in the document (0 = first).
     An entry with an ``error`` is recorded as seen with a failed post that gives the reason.
+    ``image`` is the article's picture for a link card: an absolute http(s) URL of at most
+    2048 characters, normalised like ``link``, or None (see bot.parse for where it is found).
     """
 
     id: str
@@ -47,6 +49,9 @@ class Entry:
     published: datetime | None = None  # timezone-aware (UTC) when known
     position: int = 0
     error: str | None = None  # why this entry cannot be tweeted, found while reading it
+    # the picture of a link card (Bluesky's thumbnail): absolute http(s), <= 2048 characters,
+    # normalised (bot.links.normalise_link), resolved against the entry's base; None if none
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,7 @@ def valid_text(text: str) -> str:
 def storable(entry: Entry) -> Entry:
     """The entry with valid Unicode in every text field (usually the entry itself)."""
     fields = (entry.id, entry.link or "", entry.title, entry.summary, entry.author,
-              *entry.categories)
+              entry.image or "", *entry.categories)
     try:
         "".join(fields).encode("utf-8")
     except UnicodeEncodeError:
@@ -77,5 +82,6 @@ def storable(entry: Entry) -> Entry:
                        link=valid_text(entry.link) if entry.link else entry.link,
                        title=valid_text(entry.title), summary=valid_text(entry.summary),
                        author=valid_text(entry.author),
-                       categories=tuple(valid_text(c) for c in entry.categories))
+                       categories=tuple(valid_text(c) for c in entry.categories),
+                       image=valid_text(entry.image) if entry.image else entry.image)
     return entry

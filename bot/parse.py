@@ -46,6 +46,19 @@ Rules worth knowing:
   loose parser crashed on them and the whole feed was lost. An untitled entry takes
   the first words of its text; an entry with neither keeps an empty title. The summary is
   the summary, else the content; titles and summaries are capped at :data:`SUMMARY_MAX`.
+* **Entry.image** (a link card's picture) is the first of these that is an http(s) URL of at
+  most 2048 characters (one that is not gives way to the next): a ``media:thumbnail`` url
+  (or text); a ``media:content`` with ``medium="image"`` or an ``image/*`` type (inside
+  ``media:group`` too); an image enclosure (RSS ``<enclosure type="image/...">``, Atom
+  ``<link rel="enclosure" type="image/...">``); the item's ``itunes:image`` href; else the
+  first ``<img src>`` of the entry's HTML content, then of its summary (in their first
+  32,768 characters, not inside a comment, not a 0 or 1 pixel wide or high tracker). Each
+  kind in document order. JSON Feed: ``image``, then ``banner_image`` (RSS-in-JSON: none).
+  Resolved against the entry's base, then the feed URL, and normalised like links: an HTML
+  ``src`` against its own element's xml:base, an Atom enclosure's href against its own
+  (feedparser resolves links), anything else against the xml:base feedparser gives the
+  entry's text (its title's, else its summary's or content's: the item's, in practice;
+  feedparser keeps no base of its own for an item or a media element).
 * **Dates** are aware UTC datetimes: published, else updated; JSON Feed dates without a zone
   are UTC; ``2020/1/10 14:33:00`` (kc0011.rss; feedparser misreads it) is parsed here as UTC.
 * **Not a feed**: no entries and no feed version (or title) → an error: "looks like an HTML
@@ -60,6 +73,7 @@ and :mod:`bot.dates`. This one reads RSS/Atom/RDF (feedparser, or :mod:`bot.fast
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from typing import Any
@@ -71,7 +85,15 @@ from feedparser import ThingsNobodyCaresAboutButMe
 from bot.dates import slash_date, struct_date
 from bot.errors import FeedParseError
 from bot.fastxml import feedparser_result
-from bot.feedentries import SUMMARY_MAX, build_entry, http_url, read_each, unique_entries
+from bot.feedentries import (
+    SUMMARY_MAX,
+    build_entry,
+    http_url,
+    image_url,
+    read_each,
+    unique_entries,
+)
+from bot.feedparser_compat import urljoin as feedparser_urljoin
 
 # "x as x": still bot.parse.<name> for the tests and the bench, as before the split
 from bot.htmltext import _html_to_text_fast as _html_to_text_fast
@@ -186,7 +208,87 @@ def _xml_entry(e: Any, url: str, site: set[str], rss: bool) -> tuple[Entry, str]
     author = plain(author_detail.get("name") or e.get("author"))
     tags = (t.get("term") or t.get("label") for t in e.get("tags") or () if isinstance(t, dict))
     return build_entry(e.get("id"), _xml_link(e, url, site), title, summary, author, tags,
-                       published, raw_date)
+                       published, raw_date, _xml_image(e, url))
+
+
+_IMG_TAG = re.compile(r"<[iI][mM][gG](?=[\s/>])[^>]*>")
+_IMG_SRC = re.compile(r"""[\s/"']src\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+_IMG_PIXEL = re.compile(r"""[\s/"'](?:width|height)\s*=\s*["']?\s*[01](?:px)?\s*(?:["'\s/>])""",
+                        re.I)  # a tracking pixel: width or height 0 or 1
+_HTML_COMMENT = re.compile(r"<!--(?:-?>|.*?(?:--!?>|\Z))", re.DOTALL)  # as HTML5 ends one
+_IMG_SCAN_MAX = 20  # <img> tags looked at in one HTML value
+_IMG_SCAN_CHARS = 32_768  # ... in its first so many characters (a lead picture is near the top)
+
+
+def _xml_image(e: Any, url: str) -> str | None:
+    """The entry's picture (see the module docstring), from the feedparser-shaped entry:
+    ``media_thumbnail``/``media_content`` (lists of the elements' attributes),
+    ``links`` (enclosures), ``image`` (itunes:image), then the HTML of ``content`` and
+    ``summary_detail``. ``dict.get``: FeedParserDict's own ``get`` maps keys ("url" onto
+    "href") and is slow; none of these keys is mapped."""
+    get = dict.get
+    content, summary = get(e, "content") or (), get(e, "summary_detail")
+    for thumbnail in get(e, "media_thumbnail") or ():
+        if isinstance(thumbnail, dict) and (found := image_url(
+                url, get(thumbnail, "url"), _entry_base(e), feedparser_urljoin)):
+            return found
+    for media in get(e, "media_content") or ():
+        if isinstance(media, dict) and (
+                str(get(media, "medium") or "").strip().lower() == "image"
+                or _is_image_type(get(media, "type"))) and (found := image_url(
+                    url, get(media, "url"), _entry_base(e), feedparser_urljoin)):
+            return found
+    for link in get(e, "links") or ():
+        if isinstance(link, dict) and get(link, "rel") == "enclosure" and \
+                _is_image_type(get(link, "type")) and (found := image_url(
+                    url, get(link, "href"), _entry_base(e), feedparser_urljoin)):
+            return found
+    itunes = get(e, "image")
+    if isinstance(itunes, dict) and (found := image_url(
+            url, get(itunes, "href"), _entry_base(e), feedparser_urljoin)):
+        return found
+    for detail in (*content, summary):
+        if isinstance(detail, dict) and get(detail, "type") in _HTML_TYPES and (
+                found := _html_image(get(detail, "value"), get(detail, "base") or "", url)):
+            return found
+    return None
+
+
+def _entry_base(e: Any) -> str:
+    """The xml:base feedparser gives the entry's text: its title's, else its summary's, else
+    its first content's (the base in effect for the item, unless those elements set their
+    own). feedparser keeps no base for the item itself nor for its media elements."""
+    get = dict.get
+    text = get(e, "title_detail") or get(e, "summary_detail") or next(
+        iter(get(e, "content") or ()), None)
+    return (get(text, "base") if isinstance(text, dict) else None) or ""
+
+
+def _is_image_type(kind: object) -> bool:
+    return isinstance(kind, str) and kind.strip().lower().startswith("image/")
+
+
+def _html_image(markup: object, base: str, url: str) -> str | None:
+    """The first ``<img src>`` of ``markup`` that is an http(s) URL, outside comments and
+    not a tracking pixel (width or height 0 or 1), in its first :data:`_IMG_SCAN_CHARS`
+    characters."""
+    if not isinstance(markup, str) or \
+            (first := _IMG_TAG.search(markup, 0, _IMG_SCAN_CHARS)) is None:
+        return None
+    start = first.start()
+    if markup.find("<!--", 0, _IMG_SCAN_CHARS) >= 0:
+        markup, start = _HTML_COMMENT.sub("", markup[:_IMG_SCAN_CHARS]), 0
+    for n, tag in enumerate(_IMG_TAG.finditer(markup, start, _IMG_SCAN_CHARS)):
+        if n == _IMG_SCAN_MAX:
+            break
+        src = _IMG_SRC.search(tag[0])
+        if src is None or _IMG_PIXEL.search(tag[0]):
+            continue
+        value = src[1] if src[1] is not None else src[2] if src[2] is not None else src[3]
+        if found := image_url(url, html.unescape(value) if "&" in value else value, base,
+                              feedparser_urljoin):
+            return found
+    return None
 
 
 def _xml_link(e: Any, url: str, site: set[str]) -> str | None:

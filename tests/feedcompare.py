@@ -6,7 +6,10 @@ tests/test_fastpaths.py, tests/test_feedparser_compat.py and ``python -m bench.f
 * :func:`mutate`: a corpus feed changed where feedparser's rules depend on order and repeats
   (items cut to six, children dropped, shuffled, duplicated, given odd text or attributes or
   another kind of title: media:title, dc:title, media:group), which is where a
-  re-implementation would go wrong.
+  re-implementation would go wrong; and given the elements an entry's image comes from
+  (media:thumbnail, media:content, media:group, enclosure, itunes:image, <img> in HTML,
+  xml:base), in every order, relative and odd URLs included. The comparison is of the whole
+  :class:`~bot.models.ParsedFeed`, so of every Entry field: ``image`` too.
 * :func:`feedparser_difference`: how the installed feedparser differs from the one the fast
   path was checked against (bot.feedparser_compat), or None.
 """
@@ -33,6 +36,15 @@ ATTRS = ["type", "rel", "isPermaLink", "href", "domain", "term"]
 VALUES = ["html", "text", "false", "true", "alternate", "related", "", "/rel/x"]
 MEDIA = "http://search.yahoo.com/mrss/"
 DC = "http://purl.org/dc/elements/1.1/"
+ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
+ATOM = "http://www.w3.org/2005/Atom"
+XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+IMAGE_URLS = ["https://img.example.org/a.jpg", "/rel/b.png", "c.gif?x=1&y=2", "", "  ",
+              "data:image/png;base64,AAAA", "javascript:alert(1)", "//cdn.example.org/d.webp",
+              "https://img.example.org/\u65e5\u672c.png", "Ã©.jpg",
+              "https://img.example.org/" + "x" * 2100]
+IMAGE_TYPES = ["image/jpeg", "IMAGE/PNG", "audio/mpeg", "", "image"]
+BASES = ["https://base.example.org/dir/", "/root/", "sub/", "javascript:x", ""]
 
 
 @contextmanager
@@ -81,9 +93,51 @@ def _title_element(rng: random.Random) -> ET.Element:
     return group
 
 
+def image_element(rng: random.Random) -> ET.Element:
+    """One of the elements an entry's image comes from, with odd attributes or text."""
+    kind = rng.choice(["thumbnail", "thumbnail-text", "content", "group", "enclosure",
+                       "atom-enclosure", "itunes", "itunes-link", "img"])
+    url = rng.choice(IMAGE_URLS)
+    if kind == "thumbnail":
+        el = ET.Element(f"{{{MEDIA}}}thumbnail", url=url)
+    elif kind == "thumbnail-text":
+        el = ET.Element(f"{{{MEDIA}}}thumbnail")
+        el.text = f" {url} "
+    elif kind in ("content", "group"):
+        el = ET.Element(f"{{{MEDIA}}}content", url=url)
+        if rng.random() < 0.6:
+            el.set("medium", rng.choice(["image", "Image", "video", ""]))
+        if rng.random() < 0.6:
+            el.set("type", rng.choice(IMAGE_TYPES))
+        if rng.random() < 0.3:
+            el.append(ET.Element(f"{{{MEDIA}}}thumbnail", url=rng.choice(IMAGE_URLS)))
+        if kind == "group":
+            group = ET.Element(f"{{{MEDIA}}}group")
+            group.append(el)
+            if rng.random() < 0.5:
+                group.append(_title_element(rng))
+            el = group
+    elif kind == "enclosure":
+        el = ET.Element("enclosure", url=url, type=rng.choice(IMAGE_TYPES), length="0")
+    elif kind == "atom-enclosure":
+        el = ET.Element(f"{{{ATOM}}}link", rel="enclosure", href=url,
+                        type=rng.choice(IMAGE_TYPES))
+    elif kind in ("itunes", "itunes-link"):
+        el = ET.Element(f"{{{ITUNES}}}{'image' if kind == 'itunes' else 'link'}",
+                        {rng.choice(["href", "url"]): url})
+    else:  # escaped HTML with pictures, in a content:encoded
+        el = ET.Element("{http://purl.org/rss/1.0/modules/content/}encoded")
+        el.text = rng.choice(["", "<p>x</p>", "<!-- <img src='/c.png'> -->"]) + \
+            f"<img width=1 src='/pixel.gif'><IMG alt='a' SRC=\"{url}\">"
+    if rng.random() < 0.15:
+        el.set(XML_BASE, rng.choice(BASES))
+    return el
+
+
 def mutate(body: bytes, rng: random.Random) -> bytes:
     """A changed copy of a feed, in the feed's own encoding (see the module docstring)."""
-    for prefix, uri in re.findall(rb'xmlns:([\w.-]+)="([^"]+)"', body):
+    for prefix, uri in ((b"media", MEDIA.encode()), (b"itunes", ITUNES.encode()),
+                        *re.findall(rb'xmlns:([\w.-]+)="([^"]+)"', body)):
         try:
             ET.register_namespace(prefix.decode(), uri.decode())
         except ValueError:
@@ -115,6 +169,11 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
             rng.choice(kids).set(rng.choice(ATTRS), rng.choice(VALUES))
         elif op < 0.95:  # a title of another kind, anywhere: feedparser's fallback titles
             item.insert(rng.randint(0, len(kids)), _title_element(rng))
+        if rng.random() < 0.4:  # where the entry's image comes from, anywhere
+            for _ in range(rng.randint(1, 3)):
+                item.insert(rng.randint(0, len(item)), image_element(rng))
+            if rng.random() < 0.2:
+                item.set(XML_BASE, rng.choice(BASES))
     return ET.tostring(root, encoding=encoding, xml_declaration=True)
 
 
@@ -122,8 +181,8 @@ RECHECK = ("bot.fastxml mirrors feedparser's handlers as they were in the feedpa
            "in bot/feedparser_compat.py. Re-check the fast path against the installed one: "
            "run `python -m bench.fastxml_check --mutations 3000` (it must report no "
            "difference), review bot/fastxml.py's handler sets (_HARMLESS_HANDLERS, "
-           "_CONTENT_HANDLERS, _FEED_DANGER, _ALIASED) against the changed handlers, then "
-           "paste the record the check prints into bot/feedparser_compat.py.")
+           "_CONTENT_HANDLERS, _FEED_DANGER, _ALIASED, _IMAGES) against the changed "
+           "handlers, then paste the record the check prints into bot/feedparser_compat.py.")
 
 
 def feedparser_difference() -> str | None:

@@ -1,7 +1,8 @@
 """The two fast paths of bot.parse read everything exactly as the slow, general code does.
 
 * ``bot.fastxml`` (C ElementTree) against feedparser, for whole feeds: every corpus file and
-  mutated copies of the feeds it reads, legacy encodings included.
+  mutated copies of the feeds it reads, legacy encodings included; every field of every
+  Entry, its image too (every source of one, in every order, with and without xml:base).
 * ``_html_to_text_fast`` (one regex) against html.parser, for the text of an HTML summary:
   hand-written markup, every HTML value of the corpus, and mangled copies of both.
 
@@ -353,3 +354,73 @@ def test_an_rss_title_is_decoded_by_feedparser_s_rules(title: str, text: str) ->
     fast, slow = both_paths(rss_doc(f"<title>{title}</title>"))
     assert fast == slow
     assert isinstance(fast, ParsedFeed) and fast.entries[0].title == text
+
+
+# --------------------------------------------------------------------------- images
+
+IMAGE_NS = ('xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
+            'xmlns:content="http://purl.org/rss/1.0/modules/content/"')
+IMAGES = {  # every source of Entry.image, some relative (resolved against xml:base or the URL)
+    "thumbnail": "<media:thumbnail url='/t.jpg'/>",
+    "thumbnail-text": "<media:thumbnail>t2.jpg</media:thumbnail>",
+    "content": "<media:content url='https://img.example.org/c.jpg' medium='image'/>",
+    "audio": "<media:content url='https://img.example.org/a.mp3' type='audio/mpeg'>"
+             "<media:thumbnail url='https://img.example.org/poster.jpg'/></media:content>",
+    "group": "<media:group><media:title>G</media:title>"
+             "<media:content url='g.png' type='image/png'/></media:group>",
+    "enclosure": "<enclosure url='e.jpg' type='image/jpeg' length='0'/>",
+    "atom-enclosure": "<link rel='enclosure' type='image/gif' href='l.gif'/>",
+    "itunes": "<itunes:image href='https://img.example.org/i.jpg'/>",
+    "empty": "<media:thumbnail url=''/>",
+}
+IMAGE_ORDERS = [order for n in (1, 2) for order in itertools.permutations(IMAGES, n)]
+
+
+def with_images(doc: bytes, xml_base: bool) -> bytes:
+    doc = doc.replace(b"xmlns:media=", IMAGE_NS.encode() + b" xmlns:media=", 1)
+    if xml_base:
+        doc = doc.replace(b"<item>", b"<item xml:base='https://base.example.org/d/'>")
+        doc = doc.replace(b"<entry>", b"<entry xml:base='https://base.example.org/d/'>")
+    return doc
+
+
+@pytest.mark.parametrize("kind", sorted(DOCS))
+def test_entry_images_in_every_order_read_alike_on_both_paths(kind: str) -> None:
+    html = {"rss": "<description>&lt;img src='h.png'&gt;</description>",
+            "rdf": "<description>&lt;img src='h.png'&gt;</description>",
+            "atom": "<summary type='html'>&lt;img src='h.png'&gt;</summary>"}[kind]
+    seen = set()
+    for order in IMAGE_ORDERS:
+        for xml_base in (False, True):
+            body = with_images(DOCS[kind]("<title>Post</title>" + "".join(
+                IMAGES[i] for i in order), body=html), xml_base)
+            fast, slow = both_paths(body)
+            assert fast == slow, (kind, order, xml_base)
+            assert fastxml.parse(body, "application/xml") is not None, (kind, order)
+            assert isinstance(fast, ParsedFeed)
+            seen.add(fast.entries[0].image)
+    # every source won somewhere, relative ones resolved against the base or the feed URL
+    assert {"https://example.org/t.jpg", "https://base.example.org/t.jpg",
+            "https://example.org/t2.jpg", "https://base.example.org/d/t2.jpg",
+            "https://img.example.org/c.jpg", "https://img.example.org/poster.jpg",
+            "https://example.org/g.png", "https://base.example.org/d/g.png",
+            "https://img.example.org/i.jpg", "https://example.org/h.png",
+            "https://base.example.org/d/h.png"} <= seen
+    # (<enclosure> in the Atom namespace is an enclosure for feedparser too)
+    assert {"https://example.org/e.jpg", "https://base.example.org/d/e.jpg",
+            "https://example.org/l.gif", "https://base.example.org/d/l.gif"} <= seen
+
+
+@pytest.mark.parametrize("where", [
+    "<author><name>A</name><media:thumbnail url='https://img.example.org/a.jpg'/></author>",
+    "<itunes:subtitle>s<media:thumbnail url='https://img.example.org/s.jpg'/></itunes:subtitle>",
+    "<media:thumbnail url='https://img.example.org/n.jpg'><x:y xmlns:x='urn:x'/>"
+    "</media:thumbnail>",
+    "<media:content x:url='https://img.example.org/n.jpg' xmlns:x='urn:x' medium='image'/>",
+])
+def test_images_the_fast_path_leaves_to_feedparser(where: str) -> None:
+    for kind, doc in DOCS.items():
+        body = with_images(doc("<title>Post</title>" + where), False)
+        fast, slow = both_paths(body)
+        assert fast == slow, (kind, where)
+        assert fastxml.parse(body, "application/xml") is None

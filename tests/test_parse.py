@@ -15,6 +15,7 @@ import pytest
 
 from bot import parse as parse_module
 from bot.errors import FeedParseError
+from bot.links import normalise_link
 from bot.models import ParsedFeed
 from bot.parse import SUMMARY_MAX, parse_feed
 
@@ -93,6 +94,9 @@ def test_real_feed(name: str) -> None:
     assert all(p.tzinfo is not None and p.utcoffset() == timedelta(0) for p in published)
     for entry in feed.entries:
         assert len(entry.summary) <= SUMMARY_MAX
+        # a link card's picture: absolute http(s), normalised, not too long (test_entry_image)
+        assert entry.image is None or (is_http_url(entry.image) and len(entry.image) <= 2048
+                                       and normalise_link(entry.image) == entry.image)
         assert all(c and c == c.strip() for c in entry.categories)
         assert len(set(entry.categories)) == len(entry.categories)
 

@@ -5,7 +5,9 @@
   and JSON skeletons, text with entities, CDATA, comments and escaped HTML, nested elements,
   encoding declarations, byte-order marks, truncation), so that the parsers' inner code runs.
 * The fast XML path (bot.fastxml) and feedparser read every well-formed RSS/Atom/RDF document
-  the same (``FAST_PATH`` on and off).
+  the same (``FAST_PATH`` on and off): every Entry field, the image and the sources it comes
+  from (media:thumbnail, media:content, enclosures, itunes:image, <img> in HTML, xml:base)
+  included.
 * The two HTML text extractors give the same text wherever the fast one answers.
 
 Inputs that once broke a property are kept as ``@example`` regressions.
@@ -210,6 +212,18 @@ SAFE_TEXT = st.one_of(
                      "<![CDATA[a <!-- -- x >b]]>", "AT&amp;amp;T &amp;lt;b&amp;gt;"]),
 )
 TYPES = st.sampled_from(["", ' type="html"', ' type="text"', ' type="text/plain"'])
+IMAGE_TYPES = st.sampled_from(["", " type='image/png'", " type='IMAGE/JPEG'", " type='audio/mp3'",
+                               " medium='image'", " medium='Image'", " medium='video'"])
+# image URLs as they are written in feeds, escaped for an attribute (no "'", "<", "&")
+IMAGE_URLS = st.one_of(
+    st.sampled_from(["https://img.example.org/a.jpg", "/rel/b.png", "c.gif?x=1&amp;y=2", "",
+                     "  ", "data:image/png;base64,AAAA", "javascript:x()", "//cdn.example.org/d",
+                     "https://img.example.org/日本.png", "Ã©.jpg", "http://[::1", "#frag",
+                     "https://img.example.org/" + "x" * 2100]),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8).map(
+        lambda t: escape(t, {"'": "&apos;", '"': "&quot;"})))
+BASES = st.sampled_from(["", " xml:base='https://base.example.org/d/'", " xml:base='/r/'",
+                         " xml:base='sub/'"])
 ITEM_PARTS = st.sampled_from([
     "<title{t}>{v}</title>", "<media:title{t}>{v}</media:title>", "<dc:title>{v}</dc:title>",
     "<media:group><media:title{t}>{v}</media:title></media:group>",
@@ -225,6 +239,17 @@ ITEM_PARTS = st.sampled_from([
     "<image><url>https://example.org/i.png</url><title>{v}</title></image>",
     "<x:unknown><dc:title>{v}</dc:title></x:unknown>",
     "<itunes:subtitle>{v}<title>{v}</title></itunes:subtitle>",
+    # where an entry's image comes from
+    "<media:thumbnail url='{u}'/>", "<media:thumbnail>{u}</media:thumbnail>",
+    "<media:content url='{u}' medium='image'/>", "<media:content url='{u}'{k}/>",
+    "<media:group><media:content url='{u}' type='image/png'><media:title>{v}</media:title>"
+    "</media:content></media:group>",
+    "<media:content url='{u}' type='video/mp4'><media:thumbnail url='{u}'/></media:content>",
+    "<enclosure url='{u}' type='image/jpeg' length='0'/>", "<enclosure url='{u}'{k}/>",
+    "<link rel='enclosure' type='image/gif' href='{u}'/>", "<itunes:image href='{u}'/>",
+    "<description{t}>&lt;img src='{u}'&gt; {v}</description>",
+    "<content:encoded><![CDATA[<p><img width=1 src='/px.gif'><IMG SRC=\"{u}\"></p>]]>"
+    "</content:encoded>",
 ])
 FEED_PARTS = st.sampled_from([
     "<title{t}>{v}</title>", "<media:title{t}>{v}</media:title>", "<dc:title>{v}</dc:title>",
@@ -241,7 +266,8 @@ FEED_PARTS = st.sampled_from([
 def parts(draw: st.DrawFn, which: st.SearchStrategy[str], most: int) -> str:
     out = []
     for template in draw(st.lists(which, max_size=most)):
-        out.append(template.format(t=draw(TYPES), v=draw(SAFE_TEXT), n=draw(st.integers(1, 9))))
+        out.append(template.format(t=draw(TYPES), v=draw(SAFE_TEXT), n=draw(st.integers(1, 9)),
+                                   u=draw(IMAGE_URLS), k=draw(IMAGE_TYPES)))
     return "".join(out)
 
 
@@ -251,7 +277,7 @@ def well_formed_feeds(draw: st.DrawFn) -> bytes:
     feed = draw(parts(FEED_PARTS, 4))
     entries = draw(st.lists(parts(ITEM_PARTS, 6), min_size=1, max_size=3))
     tag = "entry" if kind == "atom" else "item"
-    items = "".join(f"<{tag}>{e}</{tag}>" for e in entries)
+    items = "".join(f"<{tag}{draw(BASES)}>{e}</{tag}>" for e in entries)
     ns = NAMESPACES
     if kind == "rss":
         doc = f'<rss version="2.0" {ns}><channel>{feed}{items}</channel></rss>'
