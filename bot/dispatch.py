@@ -117,6 +117,10 @@ class Dispatcher:
         self._closing = False
         # post id -> the post (as claimed) whose outcome could not be written
         self._unrecorded: dict[int, Post] = {}
+        # the network's trouble, for /healthz: answers in a row that were no answer about the
+        # post (a timeout, a refused connection, a 5xx), and the last one's reason
+        self._failures = 0
+        self._last_error: str | None = None
 
     @property
     def gate(self) -> Gate:
@@ -304,6 +308,11 @@ class Dispatcher:
         now = self.clock()
         attempt = post.attempts + 1
         kind = outcome.kind
+        if kind is OutcomeKind.RETRY:
+            self._failures += 1
+            self._last_error = outcome.reason
+        elif kind in (OutcomeKind.SENT, OutcomeKind.DUPLICATE, OutcomeKind.FAILED):
+            self._failures, self._last_error = 0, None  # it answered about the post
         self.metrics.posts.labels(kind).inc()
         self.metrics.destination_outcomes.labels(self.destination, kind).inc()
         if kind in (OutcomeKind.SENT, OutcomeKind.DUPLICATE):  # -> sent
@@ -346,7 +355,8 @@ class Dispatcher:
             log.error("post_failed id=%d reason=%r%s", post.id, outcome.reason, self._where)
 
     def health(self) -> dict[str, object]:
-        return {"in_flight": len(self._pool), **self.gatekeeper.health(self.clock())}
+        return {"in_flight": len(self._pool), **self.gatekeeper.health(self.clock()),
+                "consecutive_failures": self._failures, "last_error": self._last_error}
 
     @property
     def _where(self) -> str:

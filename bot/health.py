@@ -35,7 +35,9 @@ class Snapshot:
     posts_on_x: tuple[int, int] = (0, 0)  # went out in the last 24 hours, the last 30 days
     x_cost_per_post: float = 0.0  # USD (X_COST_PER_POST)
     # each destination: network, posts (by state), posts_24h, posts_30d, gate,
-    # posting_broken, in_flight (and for X, the estimated spend)
+    # posting_broken, in_flight, consecutive_failures and last_error (answers in a row that
+    # were no answer: a timeout, a refused connection, a 5xx; a running service's only), and
+    # for X, the estimated spend
     destinations: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -110,6 +112,9 @@ async def take(store: Store, gate: dict[str, Any] | None = None, *,
         if known is not None:
             view.update(gate=known.get("gate", {}), posting_broken=bool(
                 known.get("posting_broken")), in_flight=known.get("in_flight"))
+            if "consecutive_failures" in known:  # a running service's: the network is down?
+                view.update(consecutive_failures=known["consecutive_failures"],
+                            last_error=known.get("last_error"))
         if network == "x":
             view.update(_spend(day, month, x_cost_per_post))
         views[name] = view

@@ -13,8 +13,8 @@ Standalone use (subprocess tests, the demo)::
 
 prints ``FAKE_BLUESKY_URL=http://127.0.0.1:PORT`` (flushed), serves until SIGTERM/SIGINT, then
 prints ``LEDGER <json list of texts>``. ``GET /_ledger`` answers the same list over HTTP,
-``GET /_records`` the records in full, and ``POST /_control`` steers the fake (see
-:meth:`FakePDS._control`).
+``GET /_records`` the records in full, ``GET /_requests`` the calls as answered, and ``POST
+/_control`` steers the fake (see :meth:`FakePDS._control`; its answer includes ``in_flight``).
 
 Endpoints (``/xrpc/<nsid>``), answering in the shapes the PDS does (and that the ``atproto``
 SDK's models accept): ``com.atproto.server.createSession`` (identifier = the handle or DID,
@@ -47,6 +47,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -319,7 +320,8 @@ class FakePDS:
         self.login_faults: collections.deque[Fault] = collections.deque()  # per createSession
         self.images: dict[str, Image] = {}
         self.image_bytes_sent: collections.Counter[str] = collections.Counter()
-        self.in_flight = 0
+        self.in_flight = 0  # XRPC calls being handled
+        self.posts_in_flight = 0  # of them, createRecord calls
         self.max_in_flight = 0
         self.issued_tokens: list[str] = []  # every JWT handed out (tests: none in any log)
         self._reject_credentials = False
@@ -339,6 +341,7 @@ class FakePDS:
         app.router.add_get("/img/{name}", self._image)
         app.router.add_get("/_ledger", self._get_ledger)
         app.router.add_get("/_records", self._get_records)
+        app.router.add_get("/_requests", self._get_requests)
         app.router.add_post("/_control", self._control)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -545,10 +548,16 @@ class FakePDS:
         arrived = self.clock()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        posting = int(nsid == "com.atproto.repo.createRecord")
+        self.posts_in_flight += posting
         status: int | None = None
         error: str | None = None
         fault: Fault | None = None
         try:
+            # The request is in (as a PDS behind its proxy has it) before anything else: a
+            # client that goes away while it is being handled does not unmake it. (Read later,
+            # after the delay, aiohttp would raise "Connection lost" for a body it holds.)
+            await request.read()
             handler = self._HANDLERS.get(nsid)
             if handler is None:
                 status, error = 501, "MethodNotImplemented"
@@ -581,6 +590,7 @@ class FakePDS:
             return self._respond(200, body)
         finally:
             self.in_flight -= 1
+            self.posts_in_flight -= posting
             self.requests.append(RequestRecord(arrived, nsid, status,
                                                fault.kind if fault else None, error))
 
@@ -813,6 +823,10 @@ class FakePDS:
             "blobs": len(self.blobs), "requests": len(self.requests),
         })
 
+    async def _get_requests(self, request: web.Request) -> web.Response:
+        """Every XRPC call answered so far (:class:`RequestRecord` as JSON)."""
+        return web.json_response([dataclasses.asdict(r) for r in self.requests])
+
     async def _control(self, request: web.Request) -> web.Response:
         """Steer a running fake. JSON keys, all optional: ``delay`` (s), ``fail_ratio``,
         ``seed`` (reseeds the rng), ``reject_credentials`` (bool), ``access_lifetime`` (s),
@@ -853,6 +867,8 @@ class FakePDS:
             "pending_login_faults": len(self.login_faults),
             "records": len(self.records),
             "requests": len(self.requests),
+            "in_flight": self.in_flight,
+            "posts_in_flight": self.posts_in_flight,
         })
 
 

@@ -13,8 +13,9 @@ Standalone use (subprocess tests, the demo)::
         [--max-characters N] [--fail-ratio R --seed S]
 
 prints ``FAKE_MASTODON_URL=http://127.0.0.1:PORT`` (flushed), serves until SIGTERM/SIGINT, then
-prints ``LEDGER <json list of texts>``. ``GET /_ledger`` reads the texts over HTTP and
-``POST /_control`` steers the fake (see :meth:`FakeMastodon._control`).
+prints ``LEDGER <json list of texts>``. ``GET /_ledger`` reads the texts over HTTP, ``GET
+/_requests`` the requests as answered and the statuses made (ids, keys), and ``POST /_control``
+steers the fake (see :meth:`FakeMastodon._control`; its answer includes ``in_flight``).
 
 What the fake does, like Mastodon 4.x does:
 
@@ -47,6 +48,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import html
 import itertools
 import json
@@ -306,6 +308,7 @@ class FakeMastodon:
         app.router.add_get("/api/v2/instance", self._instance_v2)
         app.router.add_get("/api/v1/instance", self._instance_v1)
         app.router.add_get("/_ledger", self._get_ledger)
+        app.router.add_get("/_requests", self._get_requests)
         app.router.add_post("/_control", self._control)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -572,6 +575,15 @@ class FakeMastodon:
     async def _get_ledger(self, request: web.Request) -> web.Response:
         return web.json_response(self.texts())
 
+    async def _get_requests(self, request: web.Request) -> web.Response:
+        """Every ``POST /api/v1/statuses`` answered so far (:class:`RequestRecord` as JSON,
+        without the Authorization header), and the statuses made, with their ids and keys."""
+        return web.json_response({
+            "requests": [{k: v for k, v in dataclasses.asdict(r).items() if k != "authorization"}
+                         for r in self.requests],
+            "statuses": [{"id": s.id, "text": s.text, "key": s.key, "at": s.at}
+                         for s in self.statuses]})
+
     async def _control(self, request: web.Request) -> web.Response:
         """Steer a running fake. JSON keys, all optional: ``delay`` (s), ``fail_ratio``,
         ``seed`` (reseeds the rng), ``reject_credentials`` (bool), ``max_characters``,
@@ -614,6 +626,7 @@ class FakeMastodon:
             "pending_faults": len(self.faults),
             "statuses": len(self.statuses),
             "requests": len(self.requests),
+            "in_flight": self.in_flight,
         })
 
 

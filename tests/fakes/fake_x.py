@@ -14,8 +14,9 @@ Standalone use (subprocess tests, the demo)::
         --access-token T --access-token-secret TS [--delay SECONDS]
 
 prints ``FAKE_X_URL=http://127.0.0.1:PORT`` (flushed), serves until SIGTERM/SIGINT, then prints
-``LEDGER <json list of texts>``. ``GET /2/ledger`` reads the ledger over HTTP and
-``POST /2/_control`` steers the fake (see :meth:`FakeX._control`).
+``LEDGER <json list of texts>``. ``GET /2/ledger`` reads the ledger over HTTP, ``GET
+/2/_requests`` the requests as answered, and ``POST /2/_control`` steers the fake (see
+:meth:`FakeX._control`; its answer includes ``in_flight``).
 
 What the fake checks, like X does: the OAuth 1.0a HMAC-SHA1 signature (base string built from
 the URL the request arrived at: ``http://<Host header><path>`` plus query and ``oauth_*``
@@ -33,6 +34,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -352,6 +354,7 @@ class FakeX:
         app = web.Application()
         app.router.add_post("/2/tweets", self._post_tweet)
         app.router.add_get("/2/ledger", self._get_ledger)
+        app.router.add_get("/2/_requests", self._get_requests)
         app.router.add_post("/2/_control", self._control)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -561,6 +564,10 @@ class FakeX:
         tweets = [{"id": t.id, "text": t.text, "at": t.at} for t in self.ledger]
         return web.json_response({"tweets": tweets, "requests": len(self.requests)})
 
+    async def _get_requests(self, request: web.Request) -> web.Response:
+        """Every ``POST /2/tweets`` answered so far (:class:`RequestRecord` as JSON)."""
+        return web.json_response([dataclasses.asdict(r) for r in self.requests])
+
     async def _control(self, request: web.Request) -> web.Response:
         """Steer a running fake. JSON keys, all optional: ``delay`` (s), ``fail_ratio``,
         ``seed`` (reseeds the rng), ``reject_credentials`` (bool), ``user_daily_limit``
@@ -594,6 +601,7 @@ class FakeX:
             "pending_faults": len(self.faults),
             "tweets": len(self.ledger),
             "requests": len(self.requests),
+            "in_flight": self.in_flight,
         })
 
 
