@@ -1,7 +1,8 @@
-"""``python -m bench [--only polling|parsing|burst|history] [--quick] [--json PATH]
-[--churn FRACTION] [--feeds N] [--interval SECONDS]``
+"""``python -m bench [--only polling|parsing|burst|history|destinations] [--quick]
+[--json PATH] [--churn FRACTION] [--feeds N] [--interval SECONDS] [--destinations 1|3]
+[--delays x=S,mastodon=S,bluesky=S]``
 
-Runs the benchmarks of issue 6 one after the other (never part of ``make test``), prints
+Runs the benchmarks of issues 6 and 15 one after the other (never part of ``make test``), prints
 each one's figures as it goes, and optionally writes every figure as JSON. ``--quick`` uses
 smaller sizes (about two minutes in all); the full run takes about ten. See bench/README.md.
 """
@@ -16,9 +17,10 @@ import sys
 import time
 from typing import Any
 
-from bench import burst, history, parsing, polling
+from bench import burst, destinations, history, parsing, polling
 
-BENCHMARKS = {"polling": polling, "parsing": parsing, "burst": burst, "history": history}
+BENCHMARKS = {"polling": polling, "parsing": parsing, "burst": burst, "history": history,
+              "destinations": destinations}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about 2 minutes)")
     ap.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
     polling.add_options(ap)
+    destinations.add_options(ap)
     args = ap.parse_args(argv)
     names = args.only or list(BENCHMARKS)
     print(f"bench: {', '.join(names)}{' (quick)' if args.quick else ''} on Python "
@@ -39,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         t = time.time()
         if name == "polling":
-            results[name] = polling.run(args.quick, args.churn, args.feeds, args.interval)
+            results[name] = polling.run(args.quick, args.churn, args.feeds, args.interval,
+                                        args.destinations)
+        elif name == "destinations":
+            results[name] = destinations.run(args.quick, args.delays)
         else:
             results[name] = BENCHMARKS[name].run(quick=args.quick)
         print(f"  ({name}: {time.time() - t:.0f} s)", flush=True)

@@ -55,6 +55,13 @@ QUICK: dict[str, Any] = dict(feeds=2_000, interval=6.0, cycles=2, hosts=16, conc
                              per_host=2, change_fraction=0.01, saturation_window=5.0)
 
 
+# Mastodon and Bluesky beside X (``--destinations 3``): each destination gets a dry-run
+# poster, so nothing is sent anywhere; the URLs are never asked.
+THREE_DESTINATIONS = {"MASTODON_BASE_URL": "http://127.0.0.1:9", "MASTODON_ACCESS_TOKEN": "m",
+                      "BLUESKY_HANDLE": "bench.test", "BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop",
+                      "BLUESKY_SERVICE_URL": "http://127.0.0.1:9"}
+
+
 def feed_urls(port: int, feeds: int, hosts: int) -> list[str]:
     return [f"http://127.0.0.{1 + n % hosts}:{port}/f/{n}.xml" for n in range(feeds)]
 
@@ -83,8 +90,11 @@ async def bot_child(a: dict) -> dict[str, Any]:
            "POLL_INTERVAL": str(a["interval"]),
            "MAX_CONCURRENT_FETCHES": str(a["concurrency"]),
            "MAX_FETCHES_PER_HOST": str(a["per_host"]), "LOG_LEVEL": "INFO"}
+    if a.get("destinations", 1) == 3:  # issue 15: X, Mastodon and Bluesky, as in production
+        env.update(THREE_DESTINATIONS)
     settings = Settings.from_env(env)
-    worker = Worker(settings, poster=DryRunClient())
+    worker = Worker(settings, posters={d.name: DryRunClient(d.name)
+                                       for d in settings.outlets})
     rss_start = rss_mib()
     await worker.start()
     t0 = time.time()
@@ -235,17 +245,20 @@ def cadence(hits: dict[str, list[float]], interval: float, feeds: int, w0: float
 # --------------------------------------------------------------------------- driver
 
 def run(quick: bool = False, churn: float | None = None, feeds: int | None = None,
-        interval: float | None = None) -> dict[str, Any]:
+        interval: float | None = None, destinations: int | None = None) -> dict[str, Any]:
     """The bot and a bare aiohttp loop polling the same feeds, each in a child process."""
-    p = dict(QUICK if quick else FULL)
-    for key, value in (("change_fraction", churn), ("feeds", feeds), ("interval", interval)):
+    p = dict(QUICK if quick else FULL, destinations=1)
+    for key, value in (("change_fraction", churn), ("feeds", feeds), ("interval", interval),
+                       ("destinations", destinations)):
         if value is not None:
             p[key] = value
     tmp = Path(tempfile.mkdtemp(prefix="bench-polling-"))
     log_line(f"\n== polling: {p['feeds']} feeds, POLL_INTERVAL={p['interval']}s, "
              f"{p['hosts']} loopback hosts, MAX_CONCURRENT_FETCHES={p['concurrency']}, "
              f"MAX_FETCHES_PER_HOST={p['per_host']}, {p['change_fraction']:.0%} of feeds "
-             f"change per interval (load {load_average()})")
+             f"change per interval, "
+             f"{'X, Mastodon and Bluesky' if p['destinations'] == 3 else 'X'} configured "
+             f"(dry-run posters) (load {load_average()})")
     cmd = [sys.executable, "-m", "bench.loopserver", "--feeds", str(p["feeds"]),
            "--hosts", str(p["hosts"]), "--change-fraction", str(p["change_fraction"]),
            "--change-every", str(p["interval"])]
@@ -335,8 +348,8 @@ def main() -> None:
         a = json.loads(args.child)
         report(asyncio.run(bot_child(a) if a["role"] == "bot" else bare_child(a)))
     else:
-        print(json.dumps(run(args.quick, args.churn,
-                             args.feeds, args.interval)["summary"], indent=1))
+        print(json.dumps(run(args.quick, args.churn, args.feeds, args.interval,
+                             args.destinations)["summary"], indent=1))
 
 
 def add_options(ap: argparse.ArgumentParser) -> None:
@@ -345,6 +358,9 @@ def add_options(ap: argparse.ArgumentParser) -> None:
                          "(default 0.01; 0: every poll a 304; 1: every poll a new article)")
     ap.add_argument("--feeds", type=int, help="polling: number of feeds (default 10000)")
     ap.add_argument("--interval", type=float, help="polling: POLL_INTERVAL (default 25)")
+    ap.add_argument("--destinations", type=int, choices=(1, 3),
+                    help="polling: 1 = X configured (the default), 3 = X, Mastodon and "
+                         "Bluesky (issue 15), each with a dry-run poster")
 
 
 if __name__ == "__main__":
