@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -61,7 +60,7 @@ from atproto_core.exceptions import AtProtocolError
 
 from bot.delivery import Delivery, Outcome, OutcomeKind
 from bot.networks import display_link
-from bot.times import retry_after
+from bot.times import epoch_header, first_future, retry_after
 
 __all__ = ["POST_COLLECTION", "BlueskyClient", "link_facet", "rate_limit_reset"]
 
@@ -76,25 +75,11 @@ _RETRY_4XX = frozenset({404, 405, 408, 409, 425})
 T = TypeVar("T")
 
 
-def _header_float(headers: Any, name: str) -> float | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def rate_limit_reset(headers: Any, now: float) -> float | None:
     """When a 429's wall ends, as epoch seconds: ``ratelimit-reset`` (epoch seconds), else
     ``Retry-After`` (seconds or an HTTP date); None when neither names a time in the future."""
-    for reset in (_header_float(headers, "ratelimit-reset"),
-                  retry_after(headers.get("retry-after"), now)):
-        if reset is not None and reset > now:
-            return reset
-    return None
+    return first_future(now, (epoch_header(headers, "ratelimit-reset"),
+                              retry_after(headers.get("retry-after"), now)))
 
 
 def link_facet(text: str, link: str) -> dict[str, Any] | None:

@@ -63,7 +63,7 @@ import aiohttp
 from yarl import URL
 
 from bot.delivery import Delivery, Outcome, OutcomeKind
-from bot.times import retry_after
+from bot.times import first_future, retry_after
 
 __all__ = ["DEFAULT_MAX_CHARACTERS", "DEFAULT_URL_CHARACTERS", "MastodonClient",
            "rate_limit_reset"]
@@ -117,11 +117,8 @@ def rate_limit_reset(headers: Any, now: float) -> float | None:
     ``X-RateLimit-Remaining: 0``), else ``Retry-After`` (seconds or an HTTP date: a proxy's).
     A reset that is not in the future is no answer (a zero wait would hammer the instance).
     """
-    for reset in (_parse_reset(headers.get("X-RateLimit-Reset"), now),
-                  retry_after(headers.get("Retry-After"), now)):
-        if reset is not None and reset > now:
-            return reset
-    return None
+    return first_future(now, (_parse_reset(headers.get("X-RateLimit-Reset"), now),
+                              retry_after(headers.get("Retry-After"), now)))
 
 
 def _json(body: bytes) -> Any:

@@ -1,11 +1,14 @@
-"""Time helpers, one home each: UTC datetimes, ISO text, spans, and ``Retry-After``."""
+"""Time helpers, one home each: UTC datetimes, ISO text, spans, ``Retry-After`` and the
+resets a 429 names."""
 
 from __future__ import annotations
 
 import email.utils
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 _DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
@@ -54,3 +57,25 @@ def retry_after(value: str | None, now: float) -> float | None:
     if when is None:
         return None
     return max(now, utc(when).timestamp())
+
+
+def epoch_header(headers: Any, name: str) -> float | None:
+    """A header holding epoch seconds (a rate limit's reset), as a finite float; None when
+    it is missing or no number."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def first_future(now: float, candidates: Iterable[float | None]) -> float | None:
+    """The first of ``candidates`` (resets named by a 429's headers, in order of trust) that
+    is in the future; None when none is: a zero wait would hammer the server."""
+    for reset in candidates:
+        if reset is not None and reset > now:
+            return reset
+    return None

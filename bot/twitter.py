@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
 from bot.delivery import DRY_RUN_REASON, Delivery, Outcome, OutcomeKind
-from bot.times import retry_after
+from bot.times import epoch_header, first_future, retry_after
 
 __all__ = ["BROKEN_HELP", "DRY_RUN_REASON", "DryRunClient", "Outcome", "OutcomeKind", "XClient",
            "rate_limit_reset"]
@@ -45,17 +44,6 @@ BROKEN_HELP = {
 }
 
 
-def _header_float(headers: Any, name: str) -> float | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def rate_limit_reset(headers: Any, now: float) -> float | None:
     """When a 429's wall ends, as epoch seconds; None when no header names a future time.
 
@@ -66,15 +54,12 @@ def rate_limit_reset(headers: Any, now: float) -> float | None:
     """
     candidates: list[float | None] = []
     for scope in ("user", "app"):
-        remaining = _header_float(headers, f"x-{scope}-limit-24hour-remaining")
+        remaining = epoch_header(headers, f"x-{scope}-limit-24hour-remaining")
         if remaining is not None and remaining <= 0:
-            candidates.append(_header_float(headers, f"x-{scope}-limit-24hour-reset"))
-    candidates.append(_header_float(headers, "x-rate-limit-reset"))
+            candidates.append(epoch_header(headers, f"x-{scope}-limit-24hour-reset"))
+    candidates.append(epoch_header(headers, "x-rate-limit-reset"))
     candidates.append(retry_after(headers.get("retry-after"), now))
-    for reset in candidates:
-        if reset is not None and reset > now:
-            return reset
-    return None
+    return first_future(now, candidates)
 
 
 _ERRORS: dict[int, type[tweepy.HTTPException]] = {
