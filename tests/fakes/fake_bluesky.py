@@ -47,7 +47,6 @@ import asyncio
 import base64
 import collections
 import contextlib
-import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -55,23 +54,20 @@ import json
 import math
 import random
 import re
-import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import regex
 from aiohttp import web
 
 from tests.fakes import fake_x
+from tests.fakes.base import JSON, FakeService, command_parser, run_fake
 
 __all__ = ["FakePDS", "Fault", "Image", "PostRecord", "RequestRecord", "xrpc_error"]
 
-JSON = "application/json"
 POST_COLLECTION = "app.bsky.feed.post"
 MAX_GRAPHEMES = 300
 MAX_TEXT_BYTES = 3000
@@ -129,18 +125,11 @@ class Fault(fake_x.Fault):
     ``server_error_html`` are fake_x's; the rest answer XRPC bodies. A JSON description for
     ``POST /_control`` is ``{"kind": "<class method name>", **its keyword arguments}``."""
 
-    @classmethod
-    def status(
-        cls,
-        code: int,
-        body: dict[str, Any] | str | None = None,
-        headers: dict[str, str] | None = None,
-        content_type: str | None = None,
-    ) -> Fault:
-        """Answer ``code`` with ``body`` (a dict is sent as JSON, a str as is)."""
-        if content_type is None:
-            content_type = JSON if isinstance(body, dict) else "text/plain"
-        return cls("status", code, body, dict(headers or {}), content_type)
+    _JSON_TYPE: ClassVar[str] = JSON
+    _KINDS: ClassVar[tuple[str, ...]] = (
+        "status", "rate_limited", "bad_request", "server_error", "server_error_html",
+        "expired_token", "unauthorized", "cut_before", "cut_after", "slow",
+    )
 
     @classmethod
     def rate_limited(  # type: ignore[override]
@@ -150,7 +139,7 @@ class Fault(fake_x.Fault):
         *,
         limit: int = 5000,
         window: int = 3600,
-    ) -> Fault:
+    ) -> Self:
         """A 429 ``RateLimitExceeded``; ``ratelimit-limit/-remaining/-policy`` always, and
         ``ratelimit-reset`` (epoch seconds, rounded up) and ``retry-after`` when given."""
         headers = {"ratelimit-limit": str(limit), "ratelimit-remaining": "0",
@@ -165,45 +154,24 @@ class Fault(fake_x.Fault):
     def bad_request(  # type: ignore[override]
         cls, message: str = "Invalid app.bsky.feed.post record: Record/text must be a string",
         error: str = "InvalidRequest",
-    ) -> Fault:
+    ) -> Self:
         """A 400 with an XRPC body."""
         return cls.status(400, xrpc_error(error, message), None, JSON)
 
     @classmethod
-    def server_error(cls, code: int = 500) -> Fault:
+    def server_error(cls, code: int = 500) -> Self:
         """A 5xx with the PDS's own XRPC body."""
         return cls.status(code, dict(INTERNAL_ERROR_BODY), None, JSON)
 
     @classmethod
-    def expired_token(cls, code: int = 400) -> Fault:
+    def expired_token(cls, code: int = 400) -> Self:
         """The answer to an expired access token (without it being expired)."""
         return cls.status(code, xrpc_error("ExpiredToken", "Token has expired"), None, JSON)
 
     @classmethod
-    def unauthorized(cls, message: str = "Token has been revoked") -> Fault:
+    def unauthorized(cls, message: str = "Token has been revoked") -> Self:
         """A 401 ``AuthenticationRequired``."""
         return cls.status(401, xrpc_error("AuthenticationRequired", message), None, JSON)
-
-    @classmethod
-    def from_json(cls, spec: dict[str, Any]) -> Fault:
-        """Build from ``{"kind": "<class method name>", **kwargs}``."""
-        spec = dict(spec)
-        kind = spec.pop("kind")
-        factories: dict[str, Callable[..., Fault]] = {
-            "status": cls.status,
-            "rate_limited": cls.rate_limited,
-            "bad_request": cls.bad_request,
-            "server_error": cls.server_error,
-            "server_error_html": cls.server_error_html,
-            "expired_token": cls.expired_token,
-            "unauthorized": cls.unauthorized,
-            "cut_before": cls.cut_before,
-            "cut_after": cls.cut_after,
-            "slow": cls.slow,
-        }
-        if kind not in factories:
-            raise ValueError(f"unknown fault kind {kind!r}")
-        return factories[kind](**spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,14 +245,20 @@ class _Token:
     jti: str = ""
 
 
-class FakePDS:
+class FakePDS(FakeService[Fault, RequestRecord]):
     """The fake PDS. See the module docstring; all attributes may be changed at any time.
+    ``base_url`` (``http://127.0.0.1:PORT``) is the service URL; XRPC is under ``/xrpc/``.
 
     Order of handling for each createRecord: record arrival, pop one fault (or draw a random
     one when ``fail_ratio`` > 0), sleep ``delay`` (+ a ``slow`` fault's seconds), apply a
     ``status``/``cut_before`` fault; otherwise check the access token, validate, 500 for an
     existing rkey, else store (200, or ``cut_after``: store, then cut the connection).
     """
+
+    _NAME = "FakePDS"
+    _fault_type = Fault
+    _RECENT = ("nsid", "status", "error", "fault")
+    _CALLS = "calls"
 
     def __init__(
         self,
@@ -301,41 +275,29 @@ class FakePDS:
         fail_ratio: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(delay=delay, clock=clock, fail_ratio=fail_ratio, rng=rng)
         self.handle = handle
         self.app_password = app_password
         self.did = did or "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
-        self.delay = delay
-        self.clock = clock
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
         self.expired_token_status = expired_token_status
         self.max_blob_bytes = max_blob_bytes
-        self.fail_ratio = fail_ratio
-        self.rng = rng or random.Random()
 
         self.records: list[PostRecord] = []  # in order of acceptance
         self.blobs: list[Blob] = []
-        self.requests: list[RequestRecord] = []  # appended as each call finishes
-        self.faults: collections.deque[Fault] = collections.deque()  # one per createRecord
+        # requests: every XRPC call, appended as it finishes; faults: one per createRecord
         self.login_faults: collections.deque[Fault] = collections.deque()  # per createSession
         self.images: dict[str, Image] = {}
         self.image_bytes_sent: collections.Counter[str] = collections.Counter()
-        self.in_flight = 0  # XRPC calls being handled
-        self.posts_in_flight = 0  # of them, createRecord calls
-        self.max_in_flight = 0
+        self.posts_in_flight = 0  # of the XRPC calls in_flight, createRecord calls
         self.issued_tokens: list[str] = []  # every JWT handed out (tests: none in any log)
-        self._reject_credentials = False
         self._secret = random.randbytes(32)
         self._jti = itertools.count(1)
         self._revoked: set[str] = set()  # refresh jtis rotated away or revoked
         self._expired: set[str] = set()  # access tokens made to answer ExpiredToken
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0 = a free port) and return the base URL."""
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_blob_bytes, 1 << 20) + (1 << 20))
         app.router.add_route("*", "/xrpc/{nsid}", self._xrpc)
         app.router.add_get("/img/{name}", self._image)
@@ -343,38 +305,7 @@ class FakePDS:
         app.router.add_get("/_records", self._get_records)
         app.router.add_get("/_requests", self._get_requests)
         app.router.add_post("/_control", self._control)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
-        return self._base_url
-
-    async def close(self) -> None:
-        """Stop listening; handlers still running after 0.5 s are cancelled."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakePDS:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (the service URL; XRPC is under ``/xrpc/``)."""
-        if self._base_url is None:
-            raise RuntimeError("FakePDS is not started")
-        return self._base_url
+        return app
 
     # -- inspection and steering ---------------------------------------------------------
 
@@ -404,13 +335,9 @@ class FakePDS:
     def reject_credentials(self, flag: bool) -> None:
         """While True the app password is revoked: createSession answers 401, refreshSession
         400 ``ExpiredToken`` ("revoked"), and every call with an access token 401."""
-        self._reject_credentials = flag
+        super().reject_credentials(flag)
         if flag:
             self.revoke_refresh_tokens()
-
-    @property
-    def rejecting_credentials(self) -> bool:
-        return self._reject_credentials
 
     def revoke_refresh_tokens(self) -> None:
         """Every refresh token issued so far is refused from now on ("Token has been
@@ -433,17 +360,7 @@ class FakePDS:
 
         Raises ``TimeoutError`` naming what did arrive and the last calls' answers.
         """
-        deadline = time.monotonic() + timeout
-        while len(self.records) < n:
-            if time.monotonic() >= deadline:
-                recent = [(r.nsid, r.status, r.error, r.fault) for r in self.requests[-5:]]
-                raise TimeoutError(
-                    f"FakePDS: expected >= {n} records within {timeout}s, got "
-                    f"{len(self.records)}: {self.texts()!r}; {len(self.requests)} calls, "
-                    f"last (nsid, status, error, fault): {recent!r}"
-                )
-            await asyncio.sleep(0.01)
-        return list(self.records)
+        return await self._wait_for(n, timeout, "records", lambda: self.records)
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -516,32 +433,20 @@ class FakePDS:
 
     # -- handlers ------------------------------------------------------------------------
 
-    def _next_fault(self, queue: collections.deque[Fault]) -> Fault | None:
+    def _next_fault(self, queue: collections.deque[Fault] | None = None) -> Fault | None:
+        """The next fault of ``queue`` (default: ``faults``); only ``faults`` draws random
+        ones (``fail_ratio``)."""
+        if queue is None:
+            queue = self.faults
         if queue:
             return queue.popleft()
-        if queue is self.faults and self.fail_ratio > 0 and self.rng.random() < self.fail_ratio:
-            choice = self.rng.randrange(4)
-            if choice == 0:
-                return Fault.server_error_html(503)
-            if choice == 1:
-                return Fault.cut_before()
-            if choice == 2:
-                return Fault.cut_after()
-            return Fault.rate_limited(reset=self.clock() + 1)
-        return None
+        return self._random_fault() if queue is self.faults else None
 
-    @staticmethod
-    def _respond(code: int, body: dict[str, Any] | str | None, content_type: str = JSON,
-                 headers: dict[str, str] | None = None) -> web.Response:
-        text = json.dumps(body) if isinstance(body, dict) else (body or "")
-        return web.Response(status=code, text=text, content_type=content_type, headers=headers)
+    def _random_server_error(self) -> Fault:
+        return Fault.server_error_html(503)
 
-    @staticmethod
-    def _cut(request: web.Request) -> web.Response:
-        """Close the TCP connection; the client sees a disconnect, never an answer."""
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=204)
+    def _random_rate_limit(self) -> Fault:
+        return Fault.rate_limited(reset=self.clock() + 1)
 
     async def _xrpc(self, request: web.Request) -> web.StreamResponse:
         nsid = request.match_info["nsid"]
@@ -813,9 +718,6 @@ class FakePDS:
             await response.write_eof()
         return response
 
-    async def _get_ledger(self, request: web.Request) -> web.Response:
-        return web.json_response(self.texts())
-
     async def _get_records(self, request: web.Request) -> web.Response:
         return web.json_response({
             "records": [{"rkey": r.rkey, "uri": r.uri, "cid": r.cid, "collection": r.collection,
@@ -823,45 +725,19 @@ class FakePDS:
             "blobs": len(self.blobs), "requests": len(self.requests),
         })
 
-    async def _get_requests(self, request: web.Request) -> web.Response:
-        """Every XRPC call answered so far (:class:`RequestRecord` as JSON)."""
-        return web.json_response([dataclasses.asdict(r) for r in self.requests])
+    def _fault_queues(self) -> dict[str, collections.deque[Fault]]:
+        return {"faults": self.faults, "login_faults": self.login_faults}
 
-    async def _control(self, request: web.Request) -> web.Response:
-        """Steer a running fake. JSON keys, all optional: ``delay`` (s), ``fail_ratio``,
-        ``seed`` (reseeds the rng), ``reject_credentials`` (bool), ``access_lifetime`` (s),
-        ``expire_tokens`` (bool), ``faults`` and ``login_faults`` (lists of
-        :meth:`Fault.from_json` specs, appended), ``clear_faults`` (bool). Answers the
-        resulting state."""
-        try:
-            spec = await request.json()
-            if not isinstance(spec, dict):
-                raise ValueError("expected a JSON object")
-            new_faults = [Fault.from_json(f) for f in spec.get("faults", [])]
-            new_login_faults = [Fault.from_json(f) for f in spec.get("login_faults", [])]
-        except (ValueError, TypeError, KeyError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        if "delay" in spec:
-            self.delay = float(spec["delay"])
-        if "fail_ratio" in spec:
-            self.fail_ratio = float(spec["fail_ratio"])
-        if "seed" in spec:
-            self.rng.seed(spec["seed"])
-        if "reject_credentials" in spec:
-            self.reject_credentials(bool(spec["reject_credentials"]))
+    def _apply_control(self, spec: dict[str, Any]) -> None:
+        """``_control``'s own keys here: ``access_lifetime`` (s), ``expire_tokens`` (bool);
+        ``login_faults`` is a queue like ``faults``."""
         if "access_lifetime" in spec:
             self.access_lifetime = float(spec["access_lifetime"])
         if spec.get("expire_tokens"):
             self.expire_tokens()
-        if spec.get("clear_faults"):
-            self.faults.clear()
-            self.login_faults.clear()
-        self.faults.extend(new_faults)
-        self.login_faults.extend(new_login_faults)
-        return web.json_response({
-            "delay": self.delay,
-            "fail_ratio": self.fail_ratio,
-            "reject_credentials": self._reject_credentials,
+
+    def _control_state(self) -> dict[str, Any]:
+        return {
             "access_lifetime": self.access_lifetime,
             "pending_faults": len(self.faults),
             "pending_login_faults": len(self.login_faults),
@@ -869,7 +745,7 @@ class FakePDS:
             "requests": len(self.requests),
             "in_flight": self.in_flight,
             "posts_in_flight": self.posts_in_flight,
-        })
+        }
 
 
 def new_rev(now: float) -> str:
@@ -879,8 +755,8 @@ def new_rev(now: float) -> str:
     return "".join(alphabet[(value >> (5 * i)) & 31] for i in reversed(range(13)))
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    fake = FakePDS(
+def _build(args: argparse.Namespace) -> FakePDS:
+    return FakePDS(
         handle=args.handle,
         app_password=args.app_password,
         did=args.did,
@@ -888,36 +764,16 @@ async def _serve(args: argparse.Namespace) -> None:
         fail_ratio=args.fail_ratio,
         rng=random.Random(args.seed),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    url = await fake.start(args.host, args.port)
-    print(f"FAKE_BLUESKY_URL={url}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await fake.close()
-        print("LEDGER " + json.dumps(fake.texts()), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: run a standalone fake until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.fake_bluesky",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = command_parser("tests.fakes.fake_bluesky", __doc__)
     parser.add_argument("--handle", default="alice.test")
     parser.add_argument("--app-password", default="abcd-efgh-ijkl-mnop")
     parser.add_argument("--did", default=None)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
-    parser.add_argument("--fail-ratio", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-    sys.stdout.flush()
+    run_fake(parser, argv, "FAKE_BLUESKY_URL", _build)
 
 
 if __name__ == "__main__":

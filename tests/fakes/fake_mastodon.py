@@ -46,31 +46,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
-import contextlib
 import dataclasses
 import html
 import itertools
 import json
 import math
 import random
-import signal
-import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import regex
 from aiohttp import web
 from twitter_text import extract_urls_with_indices
 
-FaultKind = Literal["status", "cut_before", "cut_after", "slow"]
+from tests.fakes.base import JSON, FakeService, command_parser, run_fake
+from tests.fakes.base import Fault as BaseFault
+from tests.fakes.base import FaultKind as FaultKind
+
 InstanceStyle = Literal["v2", "v1", "legacy"]
 
-JSON = "application/json"
 FIRST_STATUS_ID = 113_500_000_000_000_001
 IDEMPOTENCY_TTL = 3600.0  # Mastodon: redis.setex(idempotency_key, 3_600, status.id)
 RATE_LIMIT_PERIOD = 300  # Rack::Attack's throttle period for authenticated API calls
@@ -137,37 +134,29 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
-class Fault:
+class Fault(BaseFault):
     """One injected misbehaviour, consumed by one ``POST /api/v1/statuses``.
 
     Build them with the class methods (the API of :class:`tests.fakes.fake_x.Fault`); a JSON
     description for ``POST /_control`` is ``{"kind": "<class method name>", **kwargs}``.
+    ``cut_after`` posts as a success would (key remembered); ``slow`` sleeps on top of
+    ``delay``, holding the key's lock.
     """
 
-    kind: FaultKind
-    code: int = 0
-    body: dict[str, Any] | str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = JSON
-    seconds: float = 0.0
+    _KINDS: ClassVar[tuple[str, ...]] = (
+        "status", "error", "rate_limited", "server_error_html", "unauthorized", "forbidden",
+        "validation_failed", "cut_before", "cut_after", "slow",
+    )
 
     @classmethod
-    def status(cls, code: int, body: dict[str, Any] | str | None = None,
-               headers: dict[str, str] | None = None, content_type: str | None = None) -> Fault:
-        """Answer ``code`` with ``body`` (a dict is sent as JSON, a str as is)."""
-        if content_type is None:
-            content_type = JSON if isinstance(body, dict) else "text/plain"
-        return cls("status", code, body, dict(headers or {}), content_type)
-
-    @classmethod
-    def error(cls, code: int, message: str) -> Fault:
+    def error(cls, code: int, message: str) -> Self:
         """Mastodon's error shape: ``code`` with ``{"error": message}``."""
         return cls.status(code, {"error": message})
 
     @classmethod
     def rate_limited(cls, reset: float | None = None, retry_after: float | None = None, *,
                      limit: int = STATUS_LIMIT, reset_header: str | None = None,
-                     headers: bool = True) -> Fault:
+                     headers: bool = True) -> Self:
         """A 429 ``{"error": "Too many requests"}`` with Mastodon's headers.
 
         ``reset`` is epoch seconds (default: the next 5-minute boundary of the wall clock,
@@ -188,7 +177,7 @@ class Fault:
         return cls.status(429, {"error": TOO_MANY_REQUESTS}, sent, JSON)
 
     @classmethod
-    def server_error_html(cls, code: int = 502) -> Fault:
+    def server_error_html(cls, code: int = 502) -> Self:
         """A proxy-style HTML error page (not JSON), e.g. nginx's 502 in front of Puma."""
         title = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable",
                  504: "504 Gateway Time-out"}.get(code, f"{code} Error")
@@ -198,60 +187,25 @@ class Fault:
         return cls.status(code, page, None, "text/html")
 
     @classmethod
-    def unauthorized(cls, message: str = INVALID_TOKEN) -> Fault:
+    def unauthorized(cls, message: str = INVALID_TOKEN) -> Self:
         """401 (``The access token was revoked``, ``... expired``, ``... is invalid``)."""
         return cls.error(401, message)
 
     @classmethod
-    def forbidden(cls, message: str = OUTSIDE_SCOPES) -> Fault:
+    def forbidden(cls, message: str = OUTSIDE_SCOPES) -> Self:
         """403 (default: a token without ``write:statuses``; also ``Your login is currently
         disabled``, ``This action is not allowed``)."""
         return cls.error(403, message)
 
     @classmethod
-    def validation_failed(cls, message: str = "Text character limit of 500 exceeded") -> Fault:
+    def validation_failed(cls, message: str = "Text character limit of 500 exceeded") -> Self:
         """422 ``Validation failed: <message>``."""
         return cls.error(422, f"Validation failed: {message}")
 
-    @classmethod
-    def cut_before(cls) -> Fault:
-        """Close the connection without answering and without posting."""
-        return cls("cut_before")
 
-    @classmethod
-    def cut_after(cls) -> Fault:
-        """Post (as a success would, key remembered), then close without answering."""
-        return cls("cut_after")
-
-    @classmethod
-    def slow(cls, seconds: float) -> Fault:
-        """Sleep ``seconds`` (on top of ``delay``, holding the key's lock), then go on."""
-        return cls("slow", seconds=seconds)
-
-    @classmethod
-    def from_json(cls, spec: dict[str, Any]) -> Fault:
-        """Build from ``{"kind": "<class method name>", **kwargs}``."""
-        spec = dict(spec)
-        kind = spec.pop("kind")
-        factories: dict[str, Callable[..., Fault]] = {
-            "status": cls.status,
-            "error": cls.error,
-            "rate_limited": cls.rate_limited,
-            "server_error_html": cls.server_error_html,
-            "unauthorized": cls.unauthorized,
-            "forbidden": cls.forbidden,
-            "validation_failed": cls.validation_failed,
-            "cut_before": cls.cut_before,
-            "cut_after": cls.cut_after,
-            "slow": cls.slow,
-        }
-        if kind not in factories:
-            raise ValueError(f"unknown fault kind {kind!r}")
-        return factories[kind](**spec)
-
-
-class FakeMastodon:
+class FakeMastodon(FakeService[Fault, RequestRecord]):
     """The fake server. See the module docstring; all attributes may be changed at any time.
+    ``base_url`` (``http://127.0.0.1:PORT``) is what ``MASTODON_BASE_URL`` would be.
 
     Order of handling for each ``POST /api/v1/statuses``: record arrival, pop one fault (or
     draw a random one when ``fail_ratio`` > 0), sleep ``delay``, apply a ``status`` or
@@ -260,6 +214,9 @@ class FakeMastodon:
     status, or 404 when deleted); 422 for a blank, too long or unknown-visibility status;
     else make the status (200, or ``cut_after``) and remember its key.
     """
+
+    _NAME = "FakeMastodon"
+    _fault_type = Fault
 
     def __init__(
         self,
@@ -275,34 +232,21 @@ class FakeMastodon:
         instance_style: InstanceStyle = "v2",
         username: str = "feedbot",
     ) -> None:
+        super().__init__(delay=delay, clock=clock, fail_ratio=fail_ratio, rng=rng)
         self.tokens: set[str] = {token}  # tokens with write:statuses
         self.read_only_tokens: set[str] = set(read_only_tokens)  # valid, scope read only
         self.max_characters = max_characters
         self.characters_reserved_per_url = characters_reserved_per_url
-        self.delay = delay
-        self.clock = clock
-        self.fail_ratio = fail_ratio
-        self.rng = rng or random.Random()
         self.instance_style: InstanceStyle = instance_style
         self.username = username
 
         self.statuses: list[Status] = []  # accepted, in order (deleted ones removed)
-        self.requests: list[RequestRecord] = []  # appended as each request finishes
-        self.faults: collections.deque[Fault] = collections.deque()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._reject_credentials = False
         self._ids = itertools.count(FIRST_STATUS_ID)
         self._made: dict[str, Status] = {}  # every status ever made, by id
         self._keys: dict[tuple[str, str], tuple[str, float]] = {}  # → (status id, made at)
         self._locks: set[tuple[str, str]] = set()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0 = a free port) and return the base URL."""
+    def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/v1/statuses", self._post_status)
         app.router.add_get("/api/v2/instance", self._instance_v2)
@@ -310,34 +254,7 @@ class FakeMastodon:
         app.router.add_get("/_ledger", self._get_ledger)
         app.router.add_get("/_requests", self._get_requests)
         app.router.add_post("/_control", self._control)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
-        return self._base_url
-
-    async def close(self) -> None:
-        """Stop listening; handlers still running after 0.5 s are cancelled."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeMastodon:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: what ``MASTODON_BASE_URL`` would be."""
-        if self._base_url is None:
-            raise RuntimeError("FakeMastodon is not started")
-        return self._base_url
+        return app
 
     @property
     def statuses_url(self) -> str:
@@ -350,15 +267,6 @@ class FakeMastodon:
         """The accepted texts, in order."""
         return [s.text for s in self.statuses]
 
-    def reject_credentials(self, flag: bool) -> None:
-        """While True every post gets 401 (a revoked token); False means "fixed"."""
-        self._reject_credentials = flag
-
-    @property
-    def rejecting_credentials(self) -> bool:
-        """Whether :meth:`reject_credentials` is in force."""
-        return self._reject_credentials
-
     def delete_status(self, status_id: str) -> None:
         """Delete a status as its author would (its key then answers 404 for the hour)."""
         self.statuses = [s for s in self.statuses if s.id != status_id]
@@ -368,52 +276,20 @@ class FakeMastodon:
 
         Raises ``TimeoutError`` naming what did arrive and the last requests' statuses.
         """
-        deadline = time.monotonic() + timeout
-        while len(self.statuses) < n:
-            if time.monotonic() >= deadline:
-                recent = [(r.status, r.fault, r.text) for r in self.requests[-5:]]
-                raise TimeoutError(
-                    f"FakeMastodon: expected >= {n} statuses within {timeout}s, got "
-                    f"{len(self.statuses)}: {self.texts()!r}; {len(self.requests)} requests, "
-                    f"last (status, fault, text): {recent!r}"
-                )
-            await asyncio.sleep(0.01)
-        return list(self.statuses)
+        return await self._wait_for(n, timeout, "statuses", lambda: self.statuses)
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _next_fault(self) -> Fault | None:
-        if self.faults:
-            return self.faults.popleft()
-        if self.fail_ratio > 0 and self.rng.random() < self.fail_ratio:
-            choice = self.rng.randrange(4)
-            if choice == 0:
-                return Fault.server_error_html(502)
-            if choice == 1:
-                return Fault.cut_before()
-            if choice == 2:
-                return Fault.cut_after()
-            return Fault.rate_limited(reset=self.clock() + 1)
-        return None
+    def _random_server_error(self) -> Fault:
+        return Fault.server_error_html(502)
 
-    @staticmethod
-    def _respond(code: int, body: dict[str, Any] | str | None, content_type: str = JSON,
-                 headers: dict[str, str] | None = None) -> web.Response:
-        text = json.dumps(body) if isinstance(body, dict) else (body or "")
-        return web.Response(status=code, text=text, content_type=content_type, headers=headers)
+    def _random_rate_limit(self) -> Fault:
+        return Fault.rate_limited(reset=self.clock() + 1)
 
     @classmethod
     def _error(cls, code: int, message: str, headers: dict[str, str] | None = None
                ) -> web.Response:
         return cls._respond(code, {"error": message}, JSON, headers)
-
-    @staticmethod
-    def _cut(request: web.Request) -> web.Response:
-        """Close the TCP connection; aiohttp then fails to write the returned response and
-        drops it quietly, so the client sees a disconnect."""
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=204)
 
     def _rate_headers(self, now: float) -> dict[str, str]:
         window = math.floor(now / RATE_LIMIT_PERIOD) * RATE_LIMIT_PERIOD
@@ -572,9 +448,6 @@ class FakeMastodon:
             body["configuration"] = {"statuses": self._statuses_configuration()}
         return web.json_response(body)
 
-    async def _get_ledger(self, request: web.Request) -> web.Response:
-        return web.json_response(self.texts())
-
     async def _get_requests(self, request: web.Request) -> web.Response:
         """Every ``POST /api/v1/statuses`` answered so far (:class:`RequestRecord` as JSON,
         without the Authorization header), and the statuses made, with their ids and keys."""
@@ -584,42 +457,22 @@ class FakeMastodon:
             "statuses": [{"id": s.id, "text": s.text, "key": s.key, "at": s.at}
                          for s in self.statuses]})
 
-    async def _control(self, request: web.Request) -> web.Response:
-        """Steer a running fake. JSON keys, all optional: ``delay`` (s), ``fail_ratio``,
-        ``seed`` (reseeds the rng), ``reject_credentials`` (bool), ``max_characters``,
-        ``characters_reserved_per_url``, ``instance_style``, ``faults`` (list of
-        :meth:`Fault.from_json` specs, appended), ``clear_faults`` (bool). Answers the
-        resulting state."""
-        try:
-            spec = await request.json()
-            if not isinstance(spec, dict):
-                raise ValueError("expected a JSON object")
-            new_faults = [Fault.from_json(f) for f in spec.get("faults", [])]
-            if spec.get("instance_style", "v2") not in ("v2", "v1", "legacy"):
-                raise ValueError("instance_style is v2, v1 or legacy")
-        except (ValueError, TypeError, KeyError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        if "delay" in spec:
-            self.delay = float(spec["delay"])
-        if "fail_ratio" in spec:
-            self.fail_ratio = float(spec["fail_ratio"])
-        if "seed" in spec:
-            self.rng.seed(spec["seed"])
-        if "reject_credentials" in spec:
-            self.reject_credentials(bool(spec["reject_credentials"]))
+    def _check_control(self, spec: dict[str, Any]) -> None:
+        if spec.get("instance_style", "v2") not in ("v2", "v1", "legacy"):
+            raise ValueError("instance_style is v2, v1 or legacy")
+
+    def _apply_control(self, spec: dict[str, Any]) -> None:
+        """``_control``'s own keys here: ``max_characters``, ``characters_reserved_per_url``
+        and ``instance_style``."""
         if "max_characters" in spec:
             self.max_characters = int(spec["max_characters"])
         if "characters_reserved_per_url" in spec:
             self.characters_reserved_per_url = int(spec["characters_reserved_per_url"])
         if "instance_style" in spec:
             self.instance_style = spec["instance_style"]
-        if spec.get("clear_faults"):
-            self.faults.clear()
-        self.faults.extend(new_faults)
-        return web.json_response({
-            "delay": self.delay,
-            "fail_ratio": self.fail_ratio,
-            "reject_credentials": self._reject_credentials,
+
+    def _control_state(self) -> dict[str, Any]:
+        return {
             "max_characters": self.max_characters,
             "characters_reserved_per_url": self.characters_reserved_per_url,
             "instance_style": self.instance_style,
@@ -627,46 +480,26 @@ class FakeMastodon:
             "statuses": len(self.statuses),
             "requests": len(self.requests),
             "in_flight": self.in_flight,
-        })
+        }
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeMastodon(
+def _build(args: argparse.Namespace) -> FakeMastodon:
+    return FakeMastodon(
         token=args.token,
         max_characters=args.max_characters,
         delay=args.delay,
         fail_ratio=args.fail_ratio,
         rng=random.Random(args.seed),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    url = await fake.start(args.host, args.port)
-    print(f"FAKE_MASTODON_URL={url}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await fake.close()
-        print("LEDGER " + json.dumps(fake.texts()), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: run a standalone fake until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.fake_mastodon",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = command_parser("tests.fakes.fake_mastodon", __doc__)
     parser.add_argument("--token", default="test-mastodon-token")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--max-characters", type=int, default=500)
-    parser.add_argument("--fail-ratio", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-    sys.stdout.flush()
+    run_fake(parser, argv, "FAKE_MASTODON_URL", _build)
 
 
 if __name__ == "__main__":

@@ -32,28 +32,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import collections
-import contextlib
-import dataclasses
 import hashlib
 import hmac
 import itertools
 import json
 import math
 import random
-import signal
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 
-FaultKind = Literal["status", "cut_before", "cut_after", "slow"]
+from tests.fakes.base import FakeService, command_parser, run_fake
+from tests.fakes.base import Fault as BaseFault
+from tests.fakes.base import FaultKind as FaultKind
 
 PROBLEM_JSON = "application/problem+json"
 FIRST_TWEET_ID = 1_790_000_000_000_000_001
@@ -120,32 +116,21 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
-class Fault:
+class Fault(BaseFault):
     """One injected misbehaviour, consumed by one request.
 
     Build them with the class methods; a JSON description for ``POST /2/_control`` is
-    ``{"kind": "<class method name>", **its keyword arguments}``.
+    ``{"kind": "<class method name>", **its keyword arguments}``. A dict body is sent as
+    ``application/problem+json``; ``slow`` sleeps on top of ``FakeX.delay``.
     """
 
-    kind: FaultKind
-    code: int = 0
-    body: dict[str, Any] | str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
     content_type: str = PROBLEM_JSON
-    seconds: float = 0.0
 
-    @classmethod
-    def status(
-        cls,
-        code: int,
-        body: dict[str, Any] | str | None = None,
-        headers: dict[str, str] | None = None,
-        content_type: str | None = None,
-    ) -> Fault:
-        """Answer ``code`` with ``body`` (a dict is sent as JSON, a str as is)."""
-        if content_type is None:
-            content_type = PROBLEM_JSON if isinstance(body, dict) else "text/plain"
-        return cls("status", code, body, dict(headers or {}), content_type)
+    _JSON_TYPE: ClassVar[str] = PROBLEM_JSON
+    _KINDS: ClassVar[tuple[str, ...]] = (
+        "status", "rate_limited", "server_error_html", "payment_required", "forbidden",
+        "bad_request", "cut_before", "cut_after", "slow",
+    )
 
     @classmethod
     def rate_limited(
@@ -160,7 +145,7 @@ class Fault:
         limit_15min: int = 100,
         user_24h_limit: int = 17,
         app_24h_limit: int = 1667,
-    ) -> Fault:
+    ) -> Self:
         """A 429 with X's problem body; only the headers whose values are given are sent.
 
         Resets are epoch seconds. ``x-rate-limit-remaining`` is always 0 when the 15-minute
@@ -187,7 +172,7 @@ class Fault:
         return cls.status(429, dict(TOO_MANY_REQUESTS_BODY), headers, PROBLEM_JSON)
 
     @classmethod
-    def server_error_html(cls, code: int = 503) -> Fault:
+    def server_error_html(cls, code: int = 503) -> Self:
         """A proxy-style HTML error page (not JSON), e.g. 502/503/504."""
         title = f"{code} Service Temporarily Unavailable"
         html = (
@@ -198,7 +183,7 @@ class Fault:
         return cls.status(code, html, None, "text/html")
 
     @classmethod
-    def payment_required(cls) -> Fault:
+    def payment_required(cls) -> Self:
         """402 as seen when pay-per-use credits run out."""
         body = {"title": "CreditsDepleted", "detail": CREDITS_DETAIL, "status": 402}
         return cls.status(402, body, None, PROBLEM_JSON)
@@ -208,50 +193,15 @@ class Fault:
         cls,
         detail: str = OAUTH1_PERMISSIONS_DETAIL,
         type: str = "https://api.twitter.com/2/problems/oauth1-permissions",
-    ) -> Fault:
+    ) -> Self:
         """A 403 that is not the duplicate-content one (default: read-only token)."""
         body = {"title": "Forbidden", "detail": detail, "type": type, "status": 403}
         return cls.status(403, body, None, PROBLEM_JSON)
 
     @classmethod
-    def bad_request(cls, detail: str = "The `text` field is invalid.") -> Fault:
+    def bad_request(cls, detail: str = "The `text` field is invalid.") -> Self:
         """A 400 ``Invalid Request`` whose ``errors[0].message`` is ``detail``."""
         return cls.status(400, invalid_request_body(detail), None, "application/json")
-
-    @classmethod
-    def cut_before(cls) -> Fault:
-        """Close the connection without answering and without posting."""
-        return cls("cut_before")
-
-    @classmethod
-    def cut_after(cls) -> Fault:
-        """Post (as a success would), then close the connection without answering."""
-        return cls("cut_after")
-
-    @classmethod
-    def slow(cls, seconds: float) -> Fault:
-        """Sleep ``seconds`` (on top of ``FakeX.delay``), then handle normally."""
-        return cls("slow", seconds=seconds)
-
-    @classmethod
-    def from_json(cls, spec: dict[str, Any]) -> Fault:
-        """Build from ``{"kind": "<class method name>", **kwargs}``."""
-        spec = dict(spec)
-        kind = spec.pop("kind")
-        factories: dict[str, Callable[..., Fault]] = {
-            "status": cls.status,
-            "rate_limited": cls.rate_limited,
-            "server_error_html": cls.server_error_html,
-            "payment_required": cls.payment_required,
-            "forbidden": cls.forbidden,
-            "bad_request": cls.bad_request,
-            "cut_before": cls.cut_before,
-            "cut_after": cls.cut_after,
-            "slow": cls.slow,
-        }
-        if kind not in factories:
-            raise ValueError(f"unknown fault kind {kind!r}")
-        return factories[kind](**spec)
 
 
 def verify_oauth1_hmac_sha1(
@@ -298,8 +248,9 @@ def verify_oauth1_hmac_sha1(
     return hmac.compare_digest(expected, header.get("oauth_signature", ""))
 
 
-class FakeX:
+class FakeX(FakeService[Fault, RequestRecord]):
     """The fake server. See the module docstring; all attributes may be changed at any time.
+    ``base_url`` is ``http://127.0.0.1:PORT``; the post endpoint is :attr:`tweets_url`.
 
     Order of handling for each ``POST /2/tweets``: record arrival and concurrency, pop one
     fault (or draw a random one when ``fail_ratio`` > 0), sleep ``delay`` (+ a ``slow``
@@ -307,6 +258,9 @@ class FakeX:
     ``reject_credentials`` or the signature is bad, 400 for a missing text, 403 for a
     duplicate, 429 when ``user_daily_limit`` is spent, else post (201, or ``cut_after``).
     """
+
+    _NAME = "FakeX"
+    _fault_type = Fault
 
     def __init__(
         self,
@@ -322,14 +276,11 @@ class FakeX:
         rate_limit_15min: int = 10_000,
         user_daily_limit: int | None = None,
     ) -> None:
+        super().__init__(delay=delay, clock=clock, fail_ratio=fail_ratio, rng=rng)
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
         self.access_token = access_token
         self.access_token_secret = access_token_secret
-        self.delay = delay
-        self.clock = clock
-        self.fail_ratio = fail_ratio
-        self.rng = rng or random.Random()
         # Advertised in x-rate-limit-* headers of successes; never enforced (use faults).
         self.rate_limit_15min = rate_limit_15min
         # When set, successes carry x-user-limit-24hour-* headers and, once spent, posts
@@ -337,57 +288,16 @@ class FakeX:
         self.user_daily_limit = user_daily_limit
 
         self.ledger: list[Tweet] = []
-        self.requests: list[RequestRecord] = []  # appended as each request finishes
-        self.faults: collections.deque[Fault] = collections.deque()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._reject_credentials = False
         self._ids = itertools.count(FIRST_TWEET_ID)
         self._day_start: float | None = None
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0 = a free port) and return the base URL."""
+    def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/2/tweets", self._post_tweet)
         app.router.add_get("/2/ledger", self._get_ledger)
         app.router.add_get("/2/_requests", self._get_requests)
         app.router.add_post("/2/_control", self._control)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
-        return self._base_url
-
-    async def close(self) -> None:
-        """Stop listening; handlers still running after 0.5 s are cancelled."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeX:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``; the post endpoint is ``base_url + "/2/tweets"``."""
-        if self._base_url is None:
-            raise RuntimeError("FakeX is not started")
-        return self._base_url
+        return app
 
     @property
     def tweets_url(self) -> str:
@@ -400,47 +310,20 @@ class FakeX:
         """The accepted texts, in order."""
         return [t.text for t in self.ledger]
 
-    def reject_credentials(self, flag: bool) -> None:
-        """While True every post gets 401 (a revoked token); False means "fixed"."""
-        self._reject_credentials = flag
-
-    @property
-    def rejecting_credentials(self) -> bool:
-        """Whether :meth:`reject_credentials` is in force."""
-        return self._reject_credentials
-
     async def wait_for_tweets(self, n: int, timeout: float) -> list[Tweet]:
         """Wait until the ledger holds at least ``n`` tweets; return a copy of it.
 
         Raises ``TimeoutError`` naming what did arrive and the last requests' statuses.
         """
-        deadline = time.monotonic() + timeout
-        while len(self.ledger) < n:
-            if time.monotonic() >= deadline:
-                recent = [(r.status, r.fault, r.text) for r in self.requests[-5:]]
-                raise TimeoutError(
-                    f"FakeX: expected >= {n} tweets within {timeout}s, got "
-                    f"{len(self.ledger)}: {self.texts()!r}; {len(self.requests)} requests, "
-                    f"last (status, fault, text): {recent!r}"
-                )
-            await asyncio.sleep(0.01)
-        return list(self.ledger)
+        return await self._wait_for(n, timeout, "tweets", lambda: self.ledger)
 
     # -- handlers ------------------------------------------------------------------------
 
-    def _next_fault(self) -> Fault | None:
-        if self.faults:
-            return self.faults.popleft()
-        if self.fail_ratio > 0 and self.rng.random() < self.fail_ratio:
-            choice = self.rng.randrange(4)
-            if choice == 0:
-                return Fault.server_error_html(503)
-            if choice == 1:
-                return Fault.cut_before()
-            if choice == 2:
-                return Fault.cut_after()
-            return Fault.rate_limited(reset_15min=self.clock() + 1)
-        return None
+    def _random_server_error(self) -> Fault:
+        return Fault.server_error_html(503)
+
+    def _random_rate_limit(self) -> Fault:
+        return Fault.rate_limited(reset_15min=self.clock() + 1)
 
     def _signature_ok(self, request: web.Request) -> bool:
         return verify_oauth1_hmac_sha1(
@@ -478,25 +361,6 @@ class FakeX:
             self._day_start = now
         used_today = sum(1 for t in self.ledger if t.at >= self._day_start)
         return used_today >= self.user_daily_limit
-
-    @staticmethod
-    def _respond(
-        code: int,
-        body: dict[str, Any] | str | None,
-        content_type: str,
-        headers: dict[str, str] | None = None,
-    ) -> web.Response:
-        text = json.dumps(body) if isinstance(body, dict) else (body or "")
-        return web.Response(status=code, text=text, content_type=content_type,
-                            headers=headers)
-
-    @staticmethod
-    def _cut(request: web.Request) -> web.Response:
-        """Close the TCP connection; aiohttp then fails to write the returned response and
-        drops it quietly (no error log), so the client sees a disconnect."""
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=204)
 
     async def _post_tweet(self, request: web.Request) -> web.Response:
         arrived = self.clock()
@@ -564,49 +428,23 @@ class FakeX:
         tweets = [{"id": t.id, "text": t.text, "at": t.at} for t in self.ledger]
         return web.json_response({"tweets": tweets, "requests": len(self.requests)})
 
-    async def _get_requests(self, request: web.Request) -> web.Response:
-        """Every ``POST /2/tweets`` answered so far (:class:`RequestRecord` as JSON)."""
-        return web.json_response([dataclasses.asdict(r) for r in self.requests])
-
-    async def _control(self, request: web.Request) -> web.Response:
-        """Steer a running fake. JSON keys, all optional: ``delay`` (s), ``fail_ratio``,
-        ``seed`` (reseeds the rng), ``reject_credentials`` (bool), ``user_daily_limit``
-        (int or null), ``faults`` (list of :meth:`Fault.from_json` specs, appended),
-        ``clear_faults`` (bool). Answers the resulting state."""
-        try:
-            spec = await request.json()
-            if not isinstance(spec, dict):
-                raise ValueError("expected a JSON object")
-            new_faults = [Fault.from_json(f) for f in spec.get("faults", [])]
-        except (ValueError, TypeError, KeyError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        if "delay" in spec:
-            self.delay = float(spec["delay"])
-        if "fail_ratio" in spec:
-            self.fail_ratio = float(spec["fail_ratio"])
-        if "seed" in spec:
-            self.rng.seed(spec["seed"])
-        if "reject_credentials" in spec:
-            self.reject_credentials(bool(spec["reject_credentials"]))
+    def _apply_control(self, spec: dict[str, Any]) -> None:
+        """``_control``'s own key here: ``user_daily_limit`` (int or null)."""
         if "user_daily_limit" in spec:
             self.user_daily_limit = spec["user_daily_limit"]
-        if spec.get("clear_faults"):
-            self.faults.clear()
-        self.faults.extend(new_faults)
-        return web.json_response({
-            "delay": self.delay,
-            "fail_ratio": self.fail_ratio,
-            "reject_credentials": self._reject_credentials,
+
+    def _control_state(self) -> dict[str, Any]:
+        return {
             "user_daily_limit": self.user_daily_limit,
             "pending_faults": len(self.faults),
             "tweets": len(self.ledger),
             "requests": len(self.requests),
             "in_flight": self.in_flight,
-        })
+        }
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeX(
+def _build(args: argparse.Namespace) -> FakeX:
+    return FakeX(
         consumer_key=args.consumer_key,
         consumer_secret=args.consumer_secret,
         access_token=args.access_token,
@@ -615,36 +453,17 @@ async def _serve(args: argparse.Namespace) -> None:
         fail_ratio=args.fail_ratio,
         rng=random.Random(args.seed),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    url = await fake.start(args.host, args.port)
-    print(f"FAKE_X_URL={url}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await fake.close()
-        print("LEDGER " + json.dumps(fake.texts()), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: run a standalone fake until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.fake_x", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = command_parser("tests.fakes.fake_x", __doc__)
     parser.add_argument("--consumer-key", default="ck")
     parser.add_argument("--consumer-secret", default="cs")
     parser.add_argument("--access-token", default="at")
     parser.add_argument("--access-token-secret", default="ats")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
-    parser.add_argument("--fail-ratio", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-    sys.stdout.flush()
+    run_fake(parser, argv, "FAKE_X_URL", _build)
 
 
 if __name__ == "__main__":

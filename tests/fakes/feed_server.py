@@ -27,16 +27,16 @@ import asyncio
 import collections
 import contextlib
 import hashlib
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from types import TracebackType
 from xml.sax.saxutils import escape
 
 from aiohttp import web
+
+from tests.fakes.base import LoopbackServer, command_parser, run, stop_event
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -193,52 +193,23 @@ class Blog:
                             content_type="application/rss+xml", charset="utf-8")
 
 
-class FeedServer:
-    """An aiohttp server for blogs, static bodies and custom handlers, by exact path."""
+class FeedServer(LoopbackServer):
+    """An aiohttp server for blogs, static bodies and custom handlers, by exact path;
+    ``base_url`` is ``http://127.0.0.1:PORT``."""
+
+    _NAME = "FeedServer"
 
     def __init__(self) -> None:
+        super().__init__()
         self.blogs: dict[str, Blog] = {}
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: dict[str, list[float]] = collections.defaultdict(list)
         self._handlers: dict[str, Handler] = {}
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0 = a free port) and return the base URL."""
+    def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
-        return self._base_url
-
-    async def close(self) -> None:
-        """Stop listening; handlers still running after 0.5 s are cancelled."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FeedServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        if self._base_url is None:
-            raise RuntimeError("FeedServer is not started")
-        return self._base_url
+        return app
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` on this server."""
@@ -292,10 +263,7 @@ class FeedServer:
 
 async def _serve(args: argparse.Namespace) -> None:
     server = FeedServer()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     await server.start(args.host, args.port)
     blog = server.add_blog("/feed.xml", title=args.title)
     for _ in range(args.initial):
@@ -319,18 +287,13 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: one blog at /feed.xml, a new post every N seconds."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.feed_server",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = command_parser("tests.fakes.feed_server", __doc__)
     parser.add_argument("--publish-every", type=float, default=10.0,
                         help="seconds between new articles (0 = never)")
     parser.add_argument("--initial", type=int, default=0, help="articles published at start")
     parser.add_argument("--title", default="Demo blog")
     args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
+    run(_serve(args))
 
 
 if __name__ == "__main__":
