@@ -135,7 +135,12 @@ class Poller:
         entries = [storable(e) for e in parsed.entries]
         parsed = ParsedFeed(valid_text(parsed.title), parsed.link and valid_text(parsed.link),
                             entries)
-        seen_keys, seen_links = await self.store.seen(feed.id, entries)
+        seen_keys, link_posts = await self.store.seen(feed.id, entries)
+        targets = self._targets(feed)
+        # a link is old news when every destination of this feed has it (or it was recorded
+        # as seen); one that some of them lack is posted to those only
+        names = {o.name for o in targets}
+        seen_links = {link for link, has in link_posts.items() if has is None or names <= has}
         try:
             filters = Filters.compile(feed.include_re, feed.exclude_re)
         except re.error as exc:
@@ -146,7 +151,7 @@ class Poller:
                           first_poll=baselining, backfill=backfill, now=now_dt,
                           filters=filters)
         items = [NewPost(e, None) for e in decision.seen_only]
-        items += await self._compose(feed, parsed, decision.to_post)
+        items += await self._compose(feed, parsed, decision.to_post, targets, link_posts)
         update = after_success(feed, self.schedule, status=200, started=started,
                                now=self.clock(), etag=reading.etag,
                                last_modified=reading.last_modified, title=parsed.title)
@@ -185,14 +190,14 @@ class Poller:
                             "%s)", feed.url, name, ", ".join(self.outlets) or "none")
         return [self.outlets[name] for name in names if name in self.outlets]
 
-    async def _compose(self, feed: FeedRow, parsed: ParsedFeed,
-                       entries: list[Entry]) -> list[NewPost]:
+    async def _compose(self, feed: FeedRow, parsed: ParsedFeed, entries: list[Entry],
+                       targets: list[Outlet],
+                       link_posts: Mapping[str, frozenset[str] | None]) -> list[NewPost]:
         """The posts owed for ``entries``, one per destination, each composed under its own
         network's length rule. An entry that cannot become a post for a destination (its
         link is unusable, say) gets a failed post there with the reason; nothing else is
         held up."""
         s = self.settings
-        targets = self._targets(feed)
         if not targets:
             return [NewPost(entry) for entry in entries]  # seen; posted nowhere
         rules = list(dict.fromkeys(o.rule for o in targets))
@@ -211,7 +216,10 @@ class Poller:
         for entry in entries:
             i = index.get(id(entry))
             outgoing = []
+            has = link_posts.get(entry.link or "") or frozenset()  # posted there already
             for outlet in targets:
+                if outlet.name in has:
+                    continue
                 result = by_rule[outlet.rule][i] if i is not None else None
                 if result is not None and result.text is not None:
                     card = (card_to_json(result.link, _card(entry)) if outlet.wants_card

@@ -350,3 +350,55 @@ async def test_max_posts_per_day_closes_only_the_gate_of_the_destination_that_us
             views[name]
     assert status == 200  # the bot's own budget: nothing is broken
     assert await bot.stop() == 0
+
+
+async def test_two_feeds_with_one_article_for_different_destinations_post_it_to_each_once(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """A category feed goes to X, the main feed to Mastodon, a third to every destination:
+    the article they share is posted once on X and once on Mastodon, never lost to the
+    "this link was seen" check, never twice."""
+    from bot.config import Settings
+    from bot.delivery import Delivery, Outcome, OutcomeKind
+    from bot.worker import Worker
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        async def send(self, delivery: Delivery) -> Outcome:
+            self.texts.append(delivery.text)
+            return Outcome(OutcomeKind.SENT, tweet_id=str(len(self.texts)))
+
+    blogs = {name: feed_server.add_blog(f"/{name}.xml", f"Blog {name}") for name in "abc"}
+    for blog in blogs.values():
+        blog.publish("Old one")
+    db = tmp_path / "bot.sqlite3"
+    store = await Store.open(str(db))
+    for name, to in (("a", "x"), ("b", "mastodon"), ("c", None)):
+        await store.add_feed(blogs[name].url, time.time(), destinations=to)
+    await store.close()
+    env = {"DATABASE_PATH": str(db), "HTTP_PORT": "0", "TWITTER_API_KEY": "k",
+           "TWITTER_API_SECRET": "s", "TWITTER_ACCESS_TOKEN": "t",
+           "TWITTER_ACCESS_TOKEN_SECRET": "ts", "MASTODON_BASE_URL": "https://m.example",
+           "MASTODON_ACCESS_TOKEN": "tok"}
+    x, mastodon = Recorder(), Recorder()
+    worker = Worker(Settings.from_env(env, require_feeds=False),
+                    posters={"x": x, "mastodon": mastodon})
+    await worker.start()
+    try:
+        await worker.run_once(10)  # the first polls record what is there
+        link = "https://blog.example.org/shared-article"
+        for blog in blogs.values():  # one article, in all three feeds
+            blog.publish("Shared article", link=link, guid=f"{blog.url}#shared")
+        for feed in sorted(worker.feeds.values(), key=lambda f: f.url):
+            await worker.poll(feed)  # a (x), then b (mastodon), then c (both)
+        for d in worker.dispatchers.values():
+            await d.drain(10)
+    finally:
+        await worker.close()
+    assert x.texts == [f"Shared article {link}"]
+    assert mastodon.texts == [f"Shared article {link}"]
+    rows = sqlite_rows(db, "SELECT p.destination, p.state FROM posts p JOIN entries e "
+                           f"ON e.id = p.entry_id WHERE e.link = '{link}' ORDER BY 1")
+    assert rows == [("mastodon", "sent"), ("x", "sent")]

@@ -181,7 +181,8 @@ class Store:
 
     # -- entries -------------------------------------------------------------------------
 
-    async def seen(self, feed_id: int, entries: Sequence[Entry]) -> tuple[set[str], set[str]]:
+    async def seen(self, feed_id: int, entries: Sequence[Entry]
+                   ) -> tuple[set[str], dict[str, frozenset[str] | None]]:
         return await self._entries.seen(feed_id, entries)
 
     async def record_poll(self, feed_id: int, new: Sequence[NewPost], now: float,

@@ -29,14 +29,19 @@ class Entries:
         self.db = db
         self.buffer = buffer
 
-    async def seen(self, feed_id: int, entries: Sequence[Entry]) -> tuple[set[str], set[str]]:
-        """Which of these entries' ids this feed has seen, and which links any feed has seen."""
+    async def seen(self, feed_id: int, entries: Sequence[Entry]
+                   ) -> tuple[set[str], dict[str, frozenset[str] | None]]:
+        """Which of these entries' ids this feed has seen, and for each of their links that
+        any feed has seen, the destinations that have a post for it: None when an entry
+        with that link has no post at all (recorded as seen: a first poll's, a filtered
+        one), which stands for every destination."""
         keys = list({e.id for e in entries})
         links = list({e.link for e in entries if e.link})
 
-        def read(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+        def read(conn: sqlite3.Connection
+                 ) -> tuple[set[str], dict[str, frozenset[str] | None]]:
             seen_keys: set[str] = set()
-            seen_links: set[str] = set()
+            found: dict[str, set[str] | None] = {}
             for i in range(0, len(keys), CHUNK):
                 chunk = keys[i:i + CHUNK]
                 sql = (f"SELECT entry_key FROM entries WHERE feed_id = ? AND entry_key IN "
@@ -44,9 +49,17 @@ class Entries:
                 seen_keys.update(r[0] for r in conn.execute(sql, (feed_id, *chunk)))
             for i in range(0, len(links), CHUNK):
                 chunk = links[i:i + CHUNK]
-                sql = f"SELECT link FROM entries WHERE link IN ({','.join('?' * len(chunk))})"
-                seen_links.update(r[0] for r in conn.execute(sql, chunk))
-            return seen_keys, seen_links
+                sql = ("SELECT e.link, p.destination FROM entries e "
+                       "LEFT JOIN posts p ON p.entry_id = e.id "
+                       f"WHERE e.link IN ({','.join('?' * len(chunk))})")
+                for link, destination in conn.execute(sql, chunk):
+                    known = found.setdefault(link, set())
+                    if destination is None:
+                        found[link] = None
+                    elif known is not None:
+                        known.add(destination)
+            covered = {link: None if d is None else frozenset(d) for link, d in found.items()}
+            return seen_keys, covered
 
         return await self.db.run(read)
 
@@ -57,9 +70,10 @@ class Entries:
         title, schedule). Returns the new pending posts' ids (``.articles``: how many articles
         they are for, one post per destination each).
 
-        An entry to be tweeted whose link another entry already has (another feed polled
-        meanwhile, say the same blog's JSON Feed) is recorded without a post: the link check
-        runs inside the transaction, so two concurrent polls cannot both tweet it.
+        A post for a destination that already has one for another entry with the same link
+        (another feed polled meanwhile, say the same blog's JSON Feed) is left out, and an
+        entry left without posts is recorded as seen: the check runs inside the transaction,
+        so two concurrent polls cannot both post it.
 
         Each entry is written inside a savepoint of its own: one that SQLite refuses is
         left out (and logged), and the others and the feed's state are still written."""
@@ -73,13 +87,12 @@ class Entries:
 
         def write_one(conn: sqlite3.Connection, item: NewPost) -> list[int]:
             posts = item.posts()
+            if posts and item.entry.link and any(p.text is not None for p in posts):
+                # another feed polled meanwhile may have this link: never posted twice
+                posts = tuple(p for p in posts if not _covered(conn, item.entry.link,
+                                                               p.destination))
             if not posts:
-                conn.execute(insert, row(item.entry))
-                return []
-            if item.entry.link and any(p.text is not None for p in posts) and conn.execute(
-                    "SELECT 1 FROM entries WHERE link = ? LIMIT 1",
-                    (item.entry.link,)).fetchone() is not None:
-                conn.execute(insert, row(item.entry))  # seen, never posted twice
+                conn.execute(insert, row(item.entry))  # seen
                 return []
             cur = conn.execute(insert, row(item.entry))
             if cur.rowcount != 1 or not cur.lastrowid:
@@ -134,3 +147,12 @@ class Entries:
         with self.buffer.taking(feed_id) as deferred:
             feed_values = {**deferred, **feed_values}  # never reordered; write() reads it
             return await self.db.transaction(write)
+
+
+def _covered(conn: sqlite3.Connection, link: str, destination: str) -> bool:
+    """Whether ``link`` is already handled for ``destination``: an entry with it has a post
+    there, or has no post at all (it was recorded as seen)."""
+    return conn.execute(
+        "SELECT 1 FROM entries e WHERE e.link = ? AND (EXISTS (SELECT 1 FROM posts p "
+        "WHERE p.entry_id = e.id AND p.destination = ?) OR NOT EXISTS (SELECT 1 FROM posts p "
+        "WHERE p.entry_id = e.id)) LIMIT 1", (link, destination)).fetchone() is not None
