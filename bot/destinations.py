@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from bot.networks import NETWORKS
 
@@ -120,7 +119,7 @@ def read_destinations(env: Mapping[str, str], problems: list[str], *,
                     continue
                 if raw.strip():
                     by_suffix.setdefault((network, suffix), {})[base] = raw.strip()
-    found = []
+    found: list[Destination] = []
     for (network, suffix), values in sorted(by_suffix.items(),
                                             key=lambda kv: (NETWORKS.index(kv[0][0]), kv[0][1])):
         spec = SPECS[network]
@@ -147,6 +146,11 @@ def read_destinations(env: Mapping[str, str], problems: list[str], *,
         if network == "x" and not suffix and defaults:
             for k, v in defaults.items():
                 checked.setdefault(k, v)
+        if twin := next((d for d in found if d.name == name), None):
+            problems.append(f"{spec.required[0]}{twin.suffix} and {spec.required[0]}{suffix} "
+                            f"both make the destination {name} (names are not case-sensitive): "
+                            "give one of them another name")
+            continue
         found.append(Destination(name, network, suffix, checked))
     return tuple(found)
 
@@ -203,9 +207,3 @@ def check_names(names: Sequence[str], configured: Sequence[str] | None) -> list[
             shown = ", ".join(configured) or "none"
             problems.append(f"{name!r} is not configured here (configured: {shown})")
     return problems
-
-
-def describe(destinations: Sequence[Destination]) -> list[dict[str, Any]]:
-    """What /healthz may show of each destination: no secret."""
-    return [{"name": d.name, "network": d.network, "base_url": d.base_url}
-            for d in destinations]

@@ -100,7 +100,6 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
-        self._pending_gauge = self.metrics.destination_pending.labels(destination)
         self._gate_gauge = self.metrics.destination_gate_seconds.labels(destination)
         self.gatekeeper = Gatekeeper(store, clock=clock, max_per_day=max_per_day,
                                      max_spend_per_month=max_spend_per_month,
@@ -253,7 +252,6 @@ class Dispatcher:
         for post in batch.claimed:
             # should the gate have closed meanwhile, the task puts the post back untried
             self._pool.spawn(post.id, self._send(post), name=f"post-{post.id}")
-        self._pending_gauge.set(batch.pending)
         if self.gate.closed(self.clock()):
             return self.gate.until - self.clock()
         if len(batch.claimed) == free or self._free_slots() <= 0:

@@ -31,8 +31,9 @@ FROM posts;
 DROP TABLE posts;
 ALTER TABLE posts_new RENAME TO posts;
 CREATE INDEX posts_due ON posts (destination, state, next_attempt_at, id);
-CREATE INDEX posts_sent_at ON posts (destination, sent_at) WHERE sent_at IS NOT NULL;
-CREATE INDEX posts_by_entry ON posts (entry_id);
+-- the posts sent in a window (budgets, status, /metrics): a range of sent_at, whatever the
+-- history's length; (entry_id, destination)'s UNIQUE index serves the joins from entries
+CREATE INDEX posts_sent_at ON posts (sent_at, destination) WHERE sent_at IS NOT NULL;
 
 -- Which destinations a feed's articles go to: names separated by commas
 -- (`feeds add URL --to x,mastodon`); NULL: every destination configured.

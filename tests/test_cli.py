@@ -371,7 +371,8 @@ async def test_a_failed_post_is_listed_retried_and_then_sent(
     retried = await bot("posts", "retry", str(post_id), cwd=tmp_path, env=env)
     assert retried.rc == 0, retried
     assert "queued 1 post" in retried.out and "post(s)" not in retried.out
-    assert sqlite_rows(db, "SELECT state, attempts FROM posts") == [("pending", 0)]
+    # the attempt made is kept: had it been ambiguous, the next one would look for it first
+    assert sqlite_rows(db, "SELECT state, attempts FROM posts") == [("pending", 1)]
     twice = await bot("posts", "retry", str(post_id), cwd=tmp_path, env=env)
     assert_one_line_error(twice, 2, "not a failed post", f"{post_id} is pending")
     none = await bot("posts", "retry", "--all-failed", cwd=tmp_path, env=env)

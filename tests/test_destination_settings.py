@@ -130,3 +130,11 @@ def test_bluesky_shows_the_link_short_as_its_apps_do() -> None:
     assert display_link("https://example.org/a/b") == "example.org/a/b"
     assert display_link(LINK) == "blog.example.org/2026/11/a-ra..."  # 13 of the path, as the app
     assert display_link("mailto:a@example.org") == "mailto:a@example.org"
+
+
+def test_two_accounts_that_would_share_a_name_are_refused() -> None:
+    env = {**FEED, "MASTODON_BASE_URL__News": "https://a.example",
+           "MASTODON_ACCESS_TOKEN__News": "1", "MASTODON_BASE_URL__NEWS": "https://b.example",
+           "MASTODON_ACCESS_TOKEN__NEWS": "2"}
+    with pytest.raises(ConfigError, match=r"both make the destination mastodon:news"):
+        Settings.from_env(env)

@@ -370,3 +370,25 @@ def test_the_store_packages_modules_keep_their_jobs_apart() -> None:
             assert not imported & (tables - {path.stem}), (path.name, imported)
         if path.stem in ("posts", "meta"):
             assert "buffer" not in imported, path.name
+
+
+async def test_retrying_failed_posts_keeps_their_attempts_and_never_sends_an_empty_one(
+    tmp_path: Path
+) -> None:
+    from bot.store import Outgoing
+
+    store = await Store.open(str(tmp_path / "bot.sqlite3"))
+    try:
+        await store.sync_env_feeds(["https://a.example/feed"], now=1.0)
+        (feed,) = await store.feeds()
+        items = [NewPost(Entry(id="1", link="https://a.example/1", title="One"),
+                         outgoing=(Outgoing("x", "One https://a.example/1"),
+                                   Outgoing("mastodon", None, error="its link is unusable")))]
+        assert len(await store.record_poll(feed.id, items, 2.0)) == 1
+        (claimed,) = (await store.claim_due(3.0, 10)).claimed
+        assert await store.mark_failed(claimed, "gave up after 1 attempts: HTTP 503")
+        assert await store.retry_failed(None) == 1  # the X post; not the one without text
+        rows = {p.destination: (p.state, p.attempts) for p in await store.posts()}
+        assert rows == {"x": ("pending", 1), "mastodon": ("failed", 0)}
+    finally:
+        await store.close()

@@ -92,6 +92,11 @@ async def posts_retry(store: Store, args: argparse.Namespace) -> int:
         if not_failed:
             raise ConfigError(f"not a failed post: {', '.join(not_failed)} "
                               "(only failed posts can be retried)")
+        textless = [f"{i} ({clip(p.last_error, 120)})" for i, p in found.items()
+                    if p is not None and not p.text]
+        if textless:
+            raise ConfigError(f"never had a text, so there is nothing to send: "
+                              f"{', '.join(textless)}; fix the feed or the template")
         changed = await store.retry_failed(ids)
     print(f"queued {plural(changed, 'post')} again (state pending); the running service "
           "sends them")

@@ -84,18 +84,17 @@ class Posts:
             (error, post.id, post.attempts + 1)) == 1
 
     async def retry_failed(self, post_ids: Iterable[int] | None) -> int:
-        """failed -> pending again (all failed posts when ``post_ids`` is None)."""
+        """failed -> pending again (all failed posts when ``post_ids`` is None), with a new
+        MAX_POST_AGE. The attempts made are kept: one may have landed, and the next attempt
+        must look first (Bluesky's getRecord). A post that never had a text (its entry could
+        not become one) is not retried: nothing would be sent but an empty post."""
+        retry = ("UPDATE posts SET state = 'pending', next_attempt_at = 0, "
+                 "created_at = strftime('%s','now') WHERE state = 'failed' AND text <> ''")
         if post_ids is None:
-            return await self.db.execute(
-                "UPDATE posts SET state = 'pending', next_attempt_at = 0, attempts = 0, "
-                "created_at = strftime('%s','now') WHERE state = 'failed'"
-            )
+            return await self.db.execute(retry)
         changed = 0
         for pid in post_ids:
-            changed += await self.db.execute(
-                "UPDATE posts SET state = 'pending', next_attempt_at = 0, attempts = 0, "
-                "created_at = strftime('%s','now') WHERE id = ? AND state = 'failed'", (pid,)
-            )
+            changed += await self.db.execute(retry + " AND id = ?", (pid,))
         return changed
 
     async def post(self, post_id: int) -> Post | None:
@@ -158,8 +157,8 @@ class Posts:
         """Times of the posts that went out to ``destination`` since ``since``, oldest first
         (for the budgets): confirmed ones and those settled as already there; not dry runs."""
         rows = await self.db.fetchall(
-            "SELECT sent_at FROM posts INDEXED BY posts_sent_at WHERE destination = ? "
-            f"AND sent_at >= ? AND {_WENT_OUT} ORDER BY sent_at", (destination, since))
+            "SELECT sent_at FROM posts INDEXED BY posts_sent_at WHERE sent_at >= ? "
+            f"AND destination = ? AND {_WENT_OUT} ORDER BY sent_at", (since, destination))
         return [r[0] for r in rows]
 
     async def sent_counts(self, *since: float) -> dict[str, list[int]]:
@@ -167,8 +166,8 @@ class Posts:
         ``status`` and /metrics show: the last 24 hours, the last 30 days), in one read."""
         columns = ", ".join("SUM(sent_at >= ?)" for _ in since)
         rows = await self.db.fetchall(
-            f"SELECT destination, {columns} FROM posts WHERE sent_at >= ? AND {_WENT_OUT} "
-            "GROUP BY destination", (*since, min(since)))
+            f"SELECT destination, {columns} FROM posts INDEXED BY posts_sent_at "
+            f"WHERE sent_at >= ? AND {_WENT_OUT} GROUP BY destination", (*since, min(since)))
         return {r[0]: [int(n or 0) for n in tuple(r)[1:]] for r in rows}
 
 
