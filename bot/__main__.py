@@ -220,9 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only the posts for this destination (x, mastodon, …)")
     psub = posts.add_subparsers(dest="posts_command", metavar="ACTION")
     retry = psub.add_parser("retry", help="send failed posts again",
-                            description="Queue failed posts again (state pending; the attempts made are kept, so "
-                            "one that may have landed is looked for first); "
-                            "the running service sends them.")
+                            description="Queue failed posts again (state pending; the "
+                            "attempts made are kept, so one that may have landed is looked "
+                            "for first); the running service sends them.")
     retry.add_argument("ids", nargs="*", type=_post_id, metavar="ID", help="post IDs")
     retry.add_argument("--all-failed", action="store_true", help="every failed post")
 

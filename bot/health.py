@@ -19,6 +19,7 @@ from bot.store import FeedRow, Store
 from bot.times import iso
 
 FEED_LIST_MAX = 200  # /healthz lists each feed while there are at most this many
+DEGRADED_AFTER = 3  # attempts in a row a network did not answer: /healthz says "degraded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +48,23 @@ class Snapshot:
 
     @property
     def status(self) -> str:
+        """``database_unwritable`` and ``posting_broken`` (a destination's credentials or
+        credits: someone must act) answer 503; ``degraded`` (a network that has not answered
+        DEGRADED_AFTER attempts in a row: down, nothing to fix here) and ``ok`` answer 200."""
         if self.database_error:
             return "database_unwritable"
-        return "posting_broken" if self.posting_broken else "ok"
+        if self.posting_broken:
+            return "posting_broken"
+        return "degraded" if self.degraded() else "ok"
+
+    def degraded(self) -> list[str]:
+        """The destinations whose network has not answered the last attempts."""
+        return [name for name, view in self.destinations.items()
+                if view.get("consecutive_failures", 0) >= DEGRADED_AFTER]
 
     @property
     def http_status(self) -> int:
-        return 200 if self.status == "ok" else 503
+        return 200 if self.status in ("ok", "degraded") else 503
 
     @property
     def total(self) -> int:
@@ -147,6 +158,7 @@ def healthz(snapshot: Snapshot, *, dry_run: bool) -> dict[str, Any]:
     """The body of ``GET /healthz``."""
     body: dict[str, Any] = {
         "status": snapshot.status,
+        **({"degraded": snapshot.degraded()} if snapshot.degraded() else {}),
         "database_id": snapshot.database_id,
         "dry_run": dry_run,
         "feeds": {"total": snapshot.total,

@@ -111,3 +111,20 @@ async def test_with_many_feeds_the_counts_come_from_sql_and_agree_with_the_rows(
         assert "feed_states" not in body and body["feeds"]["total"] == len(urls)
     finally:
         await store.close()
+
+
+def test_a_network_that_stopped_answering_is_degraded_and_broken_credentials_are_503() -> None:
+    from bot.health import DEGRADED_AFTER, Snapshot, healthz
+
+    def snapshot(failures: int, broken: bool = False) -> Snapshot:
+        return Snapshot(feeds={}, posts={"pending": 0, "sending": 0, "sent": 0, "failed": 0},
+                        rows=[], last_successful_poll=None, gate={}, posting_broken=broken,
+                        destinations={"x": {"consecutive_failures": 0},
+                                      "mastodon": {"consecutive_failures": failures}})
+
+    assert (snapshot(DEGRADED_AFTER - 1).status, snapshot(0).http_status) == ("ok", 200)
+    down = snapshot(DEGRADED_AFTER)
+    assert (down.status, down.http_status) == ("degraded", 200)  # nothing to fix here
+    assert healthz(down, dry_run=False)["degraded"] == ["mastodon"]
+    broken = snapshot(DEGRADED_AFTER, broken=True)
+    assert (broken.status, broken.http_status) == ("posting_broken", 503)  # act
