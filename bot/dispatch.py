@@ -1,24 +1,29 @@
-"""Durable queue -> bounded background tasks -> X's answer -> the post's next state.
+"""Durable queue -> bounded background tasks -> the network's answer -> the post's next state.
 
-Pending posts live in SQLite. A pump task claims those that are due (pending -> sending,
-committed; one trip to the database per pass) and hands each to its own task in a bounded
-:class:`~bot.pool.TaskPool`; polling never awaits this, it only calls :meth:`Dispatcher.wake`.
-No request is made while the posting gate (:mod:`bot.gate`) is closed; when it reopens after
-a wall X put up, one post at a time probes it until X accepts one.
+One :class:`Dispatcher` per destination (an account on X, Mastodon or Bluesky): each claims
+only its own posts, has its own gate, budget and backoff, and a destination that is down
+never holds up another. Pending posts live in SQLite. A pump task claims those that are due
+(pending -> sending, committed; one trip to the database per pass) and hands each to its own
+task in a bounded :class:`~bot.pool.TaskPool`; polling never awaits this, it only calls
+:meth:`Dispatcher.wake`. No request is made while the gate (:mod:`bot.gate`) is closed; when it
+reopens after a wall the network put up, one post at a time probes it until one is accepted.
 
 A post's life (:class:`~bot.models.PostState`): ``pending`` -> ``sending`` -> ``sent`` or
-``failed``; anything X did not confirm goes back to ``pending``, now or at the next start.
-X's answer (an :class:`~bot.twitter.Outcome`) decides which:
+``failed``; anything the network did not confirm goes back to ``pending``, now or at the next
+start. The client's answer (an :class:`~bot.delivery.Outcome`) decides which:
 
-sent, duplicate  ``sent`` (the duplicate-content 403 settles an ambiguous earlier attempt)
-rate_limited     ``pending``, attempt refunded; the gate closes until the reset X names
+sent, duplicate  ``sent`` (a duplicate settles an ambiguous earlier attempt: X's
+                 duplicate-content 403, Mastodon's replay of the Idempotency-Key, a Bluesky
+                 record found under the post's key)
+rate_limited     ``pending``, attempt refunded; the gate closes until the reset the network names
 auth, credits    ``pending``, attempt refunded; the gate closes, probed every
                  ``auth_retry_interval`` seconds
 retry            ``pending`` after a backoff, or ``failed`` once the post is ``max_post_age`` old
-failed           ``failed`` with X's reason
+failed           ``failed`` with the network's reason
 
 An ambiguous attempt (the connection cut after the request left, a timeout, a kill) is
-retried, and X's duplicate-content 403 then settles it as sent.
+retried with the same post key and settled as above. Its attempt is not refunded, so the next
+one knows an earlier one may have landed (``Delivery.attempts``).
 """
 
 from __future__ import annotations
@@ -263,7 +268,7 @@ class Dispatcher:
 
     def _free_slots(self) -> int:
         free = self._pool.free
-        if self.gate.reason:  # just past a wall X put up: one probe at a time until X says yes
+        if self.gate.reason:  # past a wall the network put up: one probe at a time
             free = min(free, 1 - len(self._pool))
         return free
 
@@ -278,12 +283,12 @@ class Dispatcher:
             try:
                 outcome = await self.client.send(self._delivery(post))
             except asyncio.CancelledError:
-                # Shutdown: we do not know whether X got it; leave it pending, a retry's
-                # duplicate-content 403 settles it if it did.
+                # Shutdown: we do not know whether the network got it; leave it pending:
+                # the retry is recognised (X's 403, Mastodon's key, Bluesky's getRecord).
                 await asyncio.shield(self.store.mark_pending(post, 0,
                                                              "interrupted by shutdown"))
                 raise
-            # X answered: write that down even if a shutdown cancels us meanwhile.
+            # The network answered: write that down even if a shutdown cancels us meanwhile.
             await self._pool.shield(self._settle(post, outcome), name=f"settle-{post.id}")
         except asyncio.CancelledError:
             raise
@@ -298,11 +303,11 @@ class Dispatcher:
                     return
             # Its outcome could not be written (the disk is full): it is still 'sending' in
             # the database. Once writing works again it goes back to pending and is sent
-            # again; if X did take it, X's duplicate-content 403 settles it as sent.
+            # again; if the network did take it, the retry is recognised and settled as sent.
             self._unrecorded[post.id] = post
 
     async def _settle(self, post: Post, outcome: Outcome) -> None:
-        """Write down what X's answer means for this post (and for the gate)."""
+        """Write down what the network's answer means for this post (and for the gate)."""
         now = self.clock()
         attempt = post.attempts + 1
         kind = outcome.kind
@@ -316,7 +321,11 @@ class Dispatcher:
         if kind in (OutcomeKind.SENT, OutcomeKind.DUPLICATE):  # -> sent
             await self.gatekeeper.wall_gone(now, posted=True)
             duplicate = kind is OutcomeKind.DUPLICATE
-            note = _ALREADY_THERE.get(self.network, "already there") if duplicate else None
+            note = None
+            if duplicate:  # the network's own words after ours ("already on …", counted)
+                note = _ALREADY_THERE.get(self.network, "already there")
+                if outcome.reason and self.network != "x":
+                    note = f"{note}: {outcome.reason}"
             if outcome.reason == DRY_RUN_REASON:
                 note = DRY_RUN_NOTE
             await self.store.mark_sent(post, outcome.tweet_id, now, note)
@@ -347,7 +356,7 @@ class Dispatcher:
                 await self.store.mark_pending(post, now + delay, outcome.reason)
                 log.warning("post_retry id=%d attempt=%d in=%.1fs reason=%r%s", post.id,
                             attempt, delay, outcome.reason, self._where)
-        else:  # failed: X read the request and refused this text; the wall, if any, is gone
+        else:  # failed: the network refused this text; its wall, if any, is gone
             await self.gatekeeper.wall_gone(now, posted=False)
             await self.store.mark_failed(post, outcome.reason)
             log.error("post_failed id=%d reason=%r%s", post.id, outcome.reason, self._where)

@@ -1,11 +1,13 @@
-"""The posting gate: one wall shared by every post, and the bot's own budgets.
+"""The posting gate of one destination: one wall shared by all its posts, and the bot's own
+budgets. Each destination (an account on X, Mastodon or Bluesky) has its own.
 
-While the gate is closed no post request is made. It closes when X says 429 (until the reset
-its headers name), when X rejects the credentials (401) or says the credits are spent (402),
-and when one of the bot's own budgets is used up (``MAX_POSTS_PER_DAY`` over 24 hours,
-``X_MAX_SPEND_PER_MONTH`` over 30 days at ``X_COST_PER_POST`` a post). After a wall X put up the
-gate reopens "probing" (its reason is kept while it is open): the dispatcher sends one post at
-a time until X accepts one, and :meth:`Gatekeeper.wall_gone` then opens it fully.
+While the gate is closed no post request is made. It closes when the network says 429 (until
+the reset its headers name), when it rejects the credentials (401) or says the credits are
+spent (X's 402), and when one of the bot's own budgets is used up (``MAX_POSTS_PER_DAY`` over
+24 hours, for X ``X_MAX_SPEND_PER_MONTH`` over 30 days at ``X_COST_PER_POST`` a post). After a
+wall the network put up the gate reopens "probing" (its reason is kept while it is open): the
+dispatcher sends one post at a time until one is accepted, and :meth:`Gatekeeper.wall_gone`
+then opens it fully.
 
 When answers race (several posts in flight), the more serious reason is the one kept
 (:data:`_SEVERITY`), and a change of state is logged once, not once per answer that says the
@@ -50,9 +52,9 @@ class GateReason(StrEnum):
     NONE = ""
     DAILY_BUDGET = "daily_budget"  # MAX_POSTS_PER_DAY: ours, nothing to probe
     SPEND_BUDGET = "spend_budget"  # X_MAX_SPEND_PER_MONTH: ours too
-    RATE_LIMITED = "rate_limited"  # X's 429
+    RATE_LIMITED = "rate_limited"  # the network's 429
     CREDITS = "credits"  # X's 402: posting is broken until a human acts
-    AUTH = "auth"  # X's 401: posting is broken until a human acts
+    AUTH = "auth"  # credentials rejected (401): broken until a human acts
 
 
 # Which reason wins when two answers race: the one a human has to act on.

@@ -177,7 +177,7 @@ async def _read(response: aiohttp.ClientResponse, cap: int = _MAX_BODY) -> bytes
 class MastodonClient:
     """Posts a status and says what came of it. Never raises for an answer from the instance
     (nor for the lack of one): every call ends in an :class:`Outcome` within ``timeout``
-    seconds. ``env_suffix`` is the suffix of this destination's settings (``_2`` for a second
+    seconds. ``env_suffix`` is the suffix of this destination's settings (``__NEWS`` for a second
     account), used only in what the operator is told."""
 
     def __init__(self, *, base_url: str, access_token: str, visibility: str = "public",

@@ -491,7 +491,7 @@ async def test_a_failed_post_queued_again_by_the_cli_is_sent_by_the_running_serv
         await cli.close()
     await wait_until(lambda: all_in(store, [pid], "sent"), 5, "sent without a wake-up")
     post = await store.post(pid)
-    assert post is not None and post.attempts == 1
+    assert post is not None and post.attempts == 2  # the failed one is kept, and this one
 
 
 # -- crashes and shutdown ------------------------------------------------------------------------
