@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 FEED_REFRESH_INTERVAL = 30.0  # pick up `bot feeds add/pause/...` made while running
 LIMITS_TIMEOUT = 5.0  # how long start-up waits for the Mastodon instances' limits
-BLUESKY_PROBE_INTERVAL = 900.0  # a rejected Bluesky login is tried again at most this often
 
 
 class Worker:
@@ -129,10 +128,7 @@ class Worker:
                 max_post_age=s.max_post_age, max_per_day=s.max_posts_per_day,
                 max_spend_per_month=s.x_max_spend_per_month if x else None,
                 cost_per_post=s.x_cost_per_post if x else 0.0,
-                # Bluesky allows an account 300 logins a day: a probe with a rejected app
-                # password is a login, so it probes at most every 15 minutes
-                auth_retry_interval=max(s.auth_retry_interval, BLUESKY_PROBE_INTERVAL)
-                if d.network == "bluesky" else s.auth_retry_interval, clock=self.clock,
+                auth_retry_interval=s.auth_retry_interval, clock=self.clock,
                 metrics=self.metrics, destination=d.name, network=d.network,
             )
         for dispatcher in self.dispatchers.values():
