@@ -31,7 +31,8 @@ async def posts(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if retrying:
             return await posts_retry(store, args)
-        listed = await store.posts(args.state, args.limit, getattr(args, "destination", None))
+        destination = (getattr(args, "destination", None) or "").strip().lower() or None
+        listed = await store.posts(args.state, args.limit, destination)
     finally:
         await store.close()
     if not listed:

@@ -86,6 +86,9 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
     rules = await _rules(settings)
+    if own.destinations:  # the feed's own `--to`: its destinations only (those configured)
+        named = own.destinations.split(",")
+        rules = {name: rule for name, rule in rules.items() if name in named} or rules
     newest = oldest_first(parsed.entries, datetime.now(UTC))[-args.count:]
     used = [f"template {template!r}"]
     used += [f"{name} {value!r}" for name, value in (

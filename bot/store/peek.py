@@ -23,6 +23,7 @@ class FeedSettings:
     include_re: str | None = None
     exclude_re: str | None = None
     mentions: str | None = None
+    destinations: str | None = None  # "x,mastodon" (`feeds add --to`)
 
 
 def feed_settings(path: str, url: str) -> FeedSettings | None:
@@ -36,10 +37,14 @@ def feed_settings(path: str, url: str) -> FeedSettings | None:
     try:
         conn = sqlite3.connect(uri, uri=True)
         try:
-            row = conn.execute("SELECT template, hashtags, include_re, exclude_re, mentions "
-                               "FROM feeds WHERE url = ?", (url,)).fetchone()
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(feeds)")}
+            wanted = [c for c in ("template", "hashtags", "include_re", "exclude_re",
+                                  "mentions", "destinations") if c in columns]
+            found = conn.execute(f"SELECT {', '.join(wanted)} FROM feeds WHERE url = ?",
+                                 (url,)).fetchone()
+            row = dict(zip(wanted, found, strict=True)) if found else None
         finally:
             conn.close()
     except sqlite3.Error:
         return None
-    return FeedSettings(*row) if row else None
+    return FeedSettings(**row) if row else None
