@@ -53,7 +53,7 @@ from bot.fit import (
     weighted_length,
     window_weight,
 )
-from bot.links import MAX_LINK_LENGTH, normalise_link, tweetable, usable
+from bot.links import MAX_LINK_LENGTH, normalise_link, tweetable
 from bot.models import Entry
 from bot.networks import LengthRule, X
 
@@ -295,7 +295,7 @@ def compose_posts(template: str, entries: Iterable[Entry], feed_title: str,
     except ConfigError:
         needs_link = True  # the fallback template has one
     home = normalise_link(feed_link)
-    home = home if usable(home) else None
+    home = home if rule.usable_link(home) else None
     results = []
     for entry in entries:
         try:
@@ -323,7 +323,7 @@ def _compose_one(template: str, entry: Entry, feed_title: str, home: str | None,
     if found:
         return Composed(None, error=found)
     link = normalise_link(entry.link)
-    if not usable(link):
+    if not rule.usable_link(link):
         if needs_link and home is None:
             return Composed(None, error=f"link {_clip(entry.link or '')!r} cannot be tweeted: "
                             f"{_why_not(entry.link, link)}; and the feed has no usable home "

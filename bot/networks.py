@@ -23,6 +23,7 @@ import regex
 from twitter_text import extract_urls_with_indices
 
 from bot.fit import MAX_WEIGHT, weight_at_most, weighted_length
+from bot.links import MAX_LINK_LENGTH, normalise_link, usable
 
 __all__ = [
     "BLUESKY",
@@ -94,6 +95,16 @@ class LengthRule:
         """How the post's link is written in the text; None: as it is (the network links
         it). Bluesky's is short, and a facet links it."""
         return display_link(link) if self.network == "bluesky" else None
+
+    def usable_link(self, link: str | None) -> bool:
+        """Whether ``link`` (a :func:`~bot.links.normalise_link` result) can be this post's
+        link. X and Mastodon find links in the text themselves, so X's rule holds there
+        (:func:`~bot.links.usable`: not one they would link only in part); on Bluesky a facet
+        carries the link whatever its last character, so any http(s) link will do."""
+        if self.network != "bluesky":
+            return usable(link)
+        return bool(link) and normalise_link(link) == link and len(link) <= MAX_LINK_LENGTH \
+            and link.startswith(("http://", "https://"))
 
     def fits(self, text: str) -> bool:
         return self.bound(text) <= self.limit or self.measure(text) <= self.limit

@@ -138,3 +138,14 @@ def test_two_accounts_that_would_share_a_name_are_refused() -> None:
            "MASTODON_ACCESS_TOKEN__NEWS": "2"}
     with pytest.raises(ConfigError, match=r"both make the destination mastodon:news"):
         Settings.from_env(env)
+
+
+def test_a_link_x_would_cut_short_stays_the_article_link_on_bluesky() -> None:
+    link = "https://en.wikipedia.org/wiki/Foo_(bar"  # X would leave the unbalanced "(" part out
+    entry = Entry(id="1", link=link, title="Foo")
+    home = "https://blog.example.org/"
+    results = {rule.network: compose_posts("{title} {url}", [entry], "Blog", home, rule=rule)[0]
+               for rule in (X, mastodon_rule(), BLUESKY)}
+    assert results["x"].link == home and results["mastodon"].link == home
+    assert results["bluesky"].link == link  # the facet carries it whole
+    assert results["bluesky"].text == f"Foo {display_link(link)}"
