@@ -103,8 +103,8 @@ class LengthRule:
         carries the link whatever its last character, so any http(s) link will do."""
         if self.network != "bluesky":
             return usable(link)
-        return bool(link) and normalise_link(link) == link and len(link) <= MAX_LINK_LENGTH \
-            and link.startswith(("http://", "https://"))
+        return (link is not None and normalise_link(link) == link
+                and len(link) <= MAX_LINK_LENGTH and link.startswith(("http://", "https://")))
 
     def fits(self, text: str) -> bool:
         return self.bound(text) <= self.limit or self.measure(text) <= self.limit

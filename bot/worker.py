@@ -181,8 +181,20 @@ class Worker:
         once for at most LIMITS_TIMEOUT seconds before the first poll (the dispatchers are
         already sending what was owed). An instance that does not answer delays the first
         poll by that much, once; its posts are then composed for Mastodon's default 500."""
-        asking = {name: client for name, client in clients.items()
-                  if self.outlets[name].rule.network == "mastodon" and hasattr(client, "limits")}
+        asking: dict[str, Any] = {}
+        for d in self.settings.outlets:
+            if d.network != "mastodon":
+                continue
+            client = clients[d.name]
+            if not hasattr(client, "limits") and self.session is not None and d.base_url:
+                # a dry run's client posts nothing, but its texts must fit the same limit
+                from bot.mastodon import MastodonClient
+
+                client = MastodonClient(base_url=d.base_url,
+                                        access_token=d.get("MASTODON_ACCESS_TOKEN"),
+                                        session=self.session, timeout=LIMITS_TIMEOUT)
+            if hasattr(client, "limits"):
+                asking[d.name] = client
         if not asking:
             return
         tasks = {name: asyncio.ensure_future(client.limits())  # type: ignore[attr-defined]
