@@ -18,7 +18,9 @@ sent, duplicate  ``sent`` (a duplicate settles an ambiguous earlier attempt: X's
 rate_limited     ``pending``, attempt refunded; the gate closes until the reset the network names
 auth, credits    ``pending``, attempt refunded; the gate closes, probed every
                  ``auth_retry_interval`` seconds
-retry            ``pending`` after a backoff, or ``failed`` once the post is ``max_post_age`` old
+retry            ``pending`` after a backoff, or ``failed`` once the post is ``max_post_age`` old;
+                 after DOWN_AFTER in a row the network is down: the gate closes, one post
+                 probes it, and once it answers every post is due again, oldest first
 failed           ``failed`` with the network's reason
 
 An ambiguous attempt (the connection cut after the request left, a timeout, a kill) is
@@ -38,7 +40,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.delivery import Delivery, card_from_json
-from bot.gate import BUDGETS, DAY, GATE_KEY, MAX_GATE, Gate, Gatekeeper, GateReason
+from bot.gate import (
+    BUDGETS,
+    DAY,
+    DOWN_AFTER,
+    GATE_KEY,
+    MAX_GATE,
+    Gate,
+    Gatekeeper,
+    GateReason,
+)
 from bot.metrics import Metrics
 from bot.pool import TaskPool
 from bot.store import DRY_RUN_NOTE, Post, Store, is_write_failure
@@ -299,19 +310,22 @@ class Dispatcher:
                 log.exception("post_crashed id=%d", post.id)
                 with contextlib.suppress(Exception):
                     await self._settle(post, Outcome(
-                        OutcomeKind.RETRY, reason=f"internal error: {type(exc).__name__}: {exc}"))
+                        OutcomeKind.RETRY, reason=f"internal error: {type(exc).__name__}: {exc}"),
+                        internal=True)
                     return
             # Its outcome could not be written (the disk is full): it is still 'sending' in
             # the database. Once writing works again it goes back to pending and is sent
             # again; if the network did take it, the retry is recognised and settled as sent.
             self._unrecorded[post.id] = post
 
-    async def _settle(self, post: Post, outcome: Outcome) -> None:
-        """Write down what the network's answer means for this post (and for the gate)."""
+    async def _settle(self, post: Post, outcome: Outcome, *, internal: bool = False) -> None:
+        """Write down what the network's answer means for this post (and for the gate).
+        ``internal``: the RETRY is a bug this post brought out, not the network's silence."""
         now = self.clock()
         attempt = post.attempts + 1
         kind = outcome.kind
-        if kind is OutcomeKind.RETRY:
+        was_down = self.gate.reason is GateReason.UNREACHABLE
+        if kind is OutcomeKind.RETRY and not internal:
             self._failures += 1
             self._last_error = outcome.reason
         elif kind in (OutcomeKind.SENT, OutcomeKind.DUPLICATE, OutcomeKind.FAILED):
@@ -320,6 +334,8 @@ class Dispatcher:
         self.metrics.destination_outcomes.labels(self.destination, kind).inc()
         if kind in (OutcomeKind.SENT, OutcomeKind.DUPLICATE):  # -> sent
             await self.gatekeeper.wall_gone(now, posted=True)
+            if was_down and not self.gate.reason:
+                await self._back(now)
             duplicate = kind is OutcomeKind.DUPLICATE
             note = None
             if duplicate:  # the network's own words after ours ("already on …", counted)
@@ -351,6 +367,13 @@ class Dispatcher:
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
                 await self.store.mark_failed(post, reason)
                 log.error("post_failed id=%d reason=%r%s", post.id, reason, self._where)
+            elif not internal and self._failures >= DOWN_AFTER:
+                # the network is down, not this post: the gate paces the probes, and the post
+                # stays due, so that the backlog goes out oldest first once the network is back
+                await self.gatekeeper.unreachable(now, outcome.reason)
+                await self.store.mark_pending(post, 0, outcome.reason)
+                log.warning("post_retry id=%d attempt=%d when=network_back reason=%r%s",
+                            post.id, attempt, outcome.reason, self._where)
             else:
                 delay = self.backoff.delay(attempt, self.rng)
                 await self.store.mark_pending(post, now + delay, outcome.reason)
@@ -358,8 +381,17 @@ class Dispatcher:
                             attempt, delay, outcome.reason, self._where)
         else:  # failed: the network refused this text; its wall, if any, is gone
             await self.gatekeeper.wall_gone(now, posted=False)
+            if was_down and not self.gate.reason:
+                await self._back(now)
             await self.store.mark_failed(post, outcome.reason)
             log.error("post_failed id=%d reason=%r%s", post.id, outcome.reason, self._where)
+
+    async def _back(self, now: float) -> None:
+        """The network answers again after it was down: every post of this destination that
+        was backing off is due now, so the backlog goes out oldest first."""
+        due = await self.store.due_now(self.destination, now)
+        log.info("network_back%s posts_due=%d", self._where or " destination=x", due)
+        self.wake()
 
     def health(self) -> dict[str, object]:
         return {"in_flight": len(self._pool), **self.gatekeeper.health(self.clock()),

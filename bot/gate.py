@@ -53,17 +53,23 @@ class GateReason(StrEnum):
     DAILY_BUDGET = "daily_budget"  # MAX_POSTS_PER_DAY: ours, nothing to probe
     SPEND_BUDGET = "spend_budget"  # X_MAX_SPEND_PER_MONTH: ours too
     RATE_LIMITED = "rate_limited"  # the network's 429
+    UNREACHABLE = "unreachable"  # DOWN_AFTER attempts in a row got no answer: probed
     CREDITS = "credits"  # X's 402: posting is broken until a human acts
     AUTH = "auth"  # credentials rejected (401): broken until a human acts
 
 
 # Which reason wins when two answers race: the one a human has to act on.
 _SEVERITY = {GateReason.NONE: 0, GateReason.DAILY_BUDGET: 1, GateReason.SPEND_BUDGET: 1,
-             GateReason.RATE_LIMITED: 2,
+             GateReason.RATE_LIMITED: 2, GateReason.UNREACHABLE: 2,
              GateReason.CREDITS: 3, GateReason.AUTH: 4}
 BROKEN = frozenset({GateReason.AUTH, GateReason.CREDITS})
 BUDGETS = frozenset({GateReason.DAILY_BUDGET, GateReason.SPEND_BUDGET})  # ours: recomputed
 MONTH = 30 * 86400.0
+# A network that has not answered this many attempts in a row is down: its gate closes and
+# one post probes it (at most UNREACHABLE_MAX seconds apart), instead of every post backing
+# off on its own and the backlog coming out in any order once the network is back.
+DOWN_AFTER = 3
+UNREACHABLE_MAX = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,7 @@ class Gatekeeper:
         self.cost_per_post = cost_per_post
         self.gate = Gate()
         self._strikes = 0  # consecutive 429s without a usable reset header
+        self._down_strikes = 0  # times in a row the gate closed for a network that is down
 
     async def load(self) -> None:
         """Read the gate the last run left, with the start-up rules: a wall too far away is
@@ -208,6 +215,14 @@ class Gatekeeper:
             self._strikes = 0
         await self.close(min(until, now + MAX_GATE), GateReason.RATE_LIMITED, detail)
 
+    async def unreachable(self, now: float, detail: str) -> None:
+        """The network has not answered DOWN_AFTER attempts in a row: close the gate for a
+        backoff that grows with each time in a row (at most UNREACHABLE_MAX); then one post
+        probes it."""
+        self._down_strikes += 1
+        until = now + min(self.backoff(self._down_strikes), UNREACHABLE_MAX)
+        await self.close(until, GateReason.UNREACHABLE, detail)
+
     async def open(self) -> None:
         log.info("gate_opened destination=%s previous_reason=%s", self.destination,
                  self.gate.reason)
@@ -220,6 +235,7 @@ class Gatekeeper:
         of 429s without a usable reset."""
         if posted:
             self._strikes = 0
+        self._down_strikes = 0  # it answered
         if self.gate.reason and not self.gate.closed(now):
             await self.open()
 

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.gate import DAY, MONTH
+from bot.gate import DAY, DOWN_AFTER, MONTH
 from bot.models import FeedState, PostState
 from bot.store import FeedRow, Store
 from bot.times import iso
 
 FEED_LIST_MAX = 200  # /healthz lists each feed while there are at most this many
-DEGRADED_AFTER = 3  # attempts in a row a network did not answer: /healthz says "degraded"
+DEGRADED_AFTER = DOWN_AFTER  # attempts in a row a network did not answer: "degraded"
 
 
 @dataclass(frozen=True, slots=True)

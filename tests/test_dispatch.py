@@ -615,3 +615,62 @@ async def test_a_post_that_crashes_the_client_never_stops_the_others(
     (bad,) = await posts(store, poison)
     assert bad.last_error is not None and "internal error: UnicodeEncodeError" in bad.last_error
     assert "post_crashed" in caplog.text
+
+
+# -- a network that is down ------------------------------------------------------------------
+
+
+async def test_a_network_that_is_down_is_probed_by_one_post_and_its_backlog_goes_oldest_first(
+    store: Store, make: Callable[..., Awaitable[Dispatcher]], caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.delivery import Outcome, OutcomeKind
+    from bot.gate import DOWN_AFTER, GateReason
+
+    class Flaky:
+        """A network that refuses connections until ``down`` is cleared."""
+
+        def __init__(self) -> None:
+            self.down = True
+            self.tries = 0
+            self.in_flight = self.most_in_flight = 0
+            self.sent: list[int] = []
+
+        async def send(self, delivery: Delivery) -> Outcome:
+            self.tries += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                if self.down:
+                    await asyncio.sleep(0.01)
+                    return Outcome(OutcomeKind.RETRY, reason="connection error: refused")
+                self.sent.append(delivery.post_id)  # in the order they are sent
+                await asyncio.sleep(0.01)
+                return Outcome(OutcomeKind.SENT, tweet_id=str(delivery.post_id))
+            finally:
+                self.in_flight -= 1
+
+    client = Flaky()
+    ids = await add_posts(store, 12, "down")
+    caplog.set_level(logging.INFO, logger="bot")
+    d = await make(client=client, max_concurrent=4)
+    await wait_until(lambda: _true(d.gate.reason is GateReason.UNREACHABLE), 5,
+                     "the gate closed for a network that does not answer")
+    closed_at = client.tries
+    assert closed_at <= DOWN_AFTER + 4  # not every post tried and backed off on its own
+    await asyncio.sleep(1.5)
+    client.most_in_flight = 0
+    await asyncio.sleep(1.0)
+    assert client.most_in_flight <= 1, "while it is down, one post probes it"
+    assert client.tries - closed_at <= 6, "probes are paced by the gate, not by each post"
+    assert await all_in(store, ids, "pending", "sending"), "nothing failed, nothing lost"
+
+    client.down = False
+    await wait_until(lambda: all_in(store, ids, "sent"), 10, "the backlog sent once back")
+    assert client.sent == sorted(client.sent) == ids, "oldest first, each once"
+    assert d.gate.reason is GateReason.NONE
+    said = [r.getMessage().split()[0] for r in caplog.records]
+    assert said.count("network_back") == 1 and "gate_opened" in said
+
+
+async def _true(value: bool) -> bool:
+    return value

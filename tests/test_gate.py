@@ -59,7 +59,7 @@ def events(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_reasons_keep_their_persisted_values() -> None:
     assert [r.value for r in GateReason] == ["", "daily_budget", "spend_budget", "rate_limited",
-                                             "credits", "auth"]
+                                             "unreachable", "credits", "auth"]
     assert not GateReason.NONE and GateReason.AUTH == "auth"
     gate = Gate(NOW + 60, GateReason.RATE_LIMITED, "HTTP 429")
     assert json.loads(gate.to_json()) == {"until": NOW + 60, "reason": "rate_limited",

@@ -220,6 +220,9 @@ class Store:
     async def mark_failed(self, post: Post, error: str) -> bool:
         return await self._posts.mark_failed(post, error)
 
+    async def due_now(self, destination: str, now: float) -> int:
+        return await self._posts.due_now(destination, now)
+
     async def retry_failed(self, post_ids: Iterable[int] | None) -> int:
         return await self._posts.retry_failed(post_ids)
 

@@ -83,6 +83,13 @@ class Posts:
             f"UPDATE posts SET state = 'failed', last_error = ? WHERE {_THIS_ATTEMPT}",
             (error, post.id, post.attempts + 1)) == 1
 
+    async def due_now(self, destination: str, now: float) -> int:
+        """Every pending post of ``destination`` that was backing off is due now (the network
+        answers again after it was down: the backlog goes out oldest first)."""
+        return await self.db.execute(
+            "UPDATE posts SET next_attempt_at = 0 WHERE destination = ? AND state = 'pending' "
+            "AND next_attempt_at > ?", (destination, now))
+
     async def retry_failed(self, post_ids: Iterable[int] | None) -> int:
         """failed -> pending again (all failed posts when ``post_ids`` is None), with a new
         MAX_POST_AGE. The attempts made are kept: one may have landed, and the next attempt
