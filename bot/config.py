@@ -228,6 +228,9 @@ class Settings:
             values["feed_urls"] = tuple(dict.fromkeys((*values["feed_urls"], *listed)))
         settings = cls(**values)
         problems = reader.problems
+        if dry_run:  # the hint would only repeat what is set
+            problems = [p.replace("; or set DRY_RUN=1 to try the bot without posting", "")
+                        for p in problems]
         if require_feeds and not settings.feed_urls and "FEED_URLS" not in reader.bad:
             problems.append(
                 "FEED_URLS: no feed to watch. Set FEED_URLS to one or more feed URLs "

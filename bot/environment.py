@@ -37,5 +37,9 @@ def _near_misses(env: Mapping[str, str], names: set[str]) -> Iterator[tuple[str,
     is close to one's."""
     for key in env:
         if key not in names:
-            for guess in difflib.get_close_matches(key, names, n=1, cutoff=NEAR_MISS):
-                yield key, guess
+            # MASTODON_ACESS_TOKEN__NEWS: the name before the account's suffix is misspelt
+            base, sep, suffix = key.partition("__")
+            suffix = sep + suffix if sep and base and suffix else ""
+            probe = base if suffix else key
+            for guess in difflib.get_close_matches(probe, names, n=1, cutoff=NEAR_MISS):
+                yield key, guess + suffix

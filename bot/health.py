@@ -159,6 +159,9 @@ def healthz(snapshot: Snapshot, *, dry_run: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "status": snapshot.status,
         **({"degraded": snapshot.degraded()} if snapshot.degraded() else {}),
+        **({"posting_broken": broken} if (broken := [
+            name for name, view in snapshot.destinations.items()
+            if view.get("posting_broken")]) else {}),
         "database_id": snapshot.database_id,
         "dry_run": dry_run,
         "feeds": {"total": snapshot.total,

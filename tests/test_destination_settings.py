@@ -149,3 +149,15 @@ def test_a_link_x_would_cut_short_stays_the_article_link_on_bluesky() -> None:
     assert results["x"].link == home and results["mastodon"].link == home
     assert results["bluesky"].link == link  # the facet carries it whole
     assert results["bluesky"].text == f"Foo {display_link(link)}"
+
+
+def test_a_misspelt_named_setting_is_pointed_at_with_its_suffix_and_dry_run_is_not_suggested_twice(
+) -> None:
+    env = {**FEED, "DRY_RUN": "1", "MASTODON_BASE_URL__NEWS": "https://m.example",
+           "MASTODON_ACESS_TOKEN__NEWS": "x"}
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env)
+    said = str(err.value)
+    assert "MASTODON_ACCESS_TOKEN__NEWS: missing" in said
+    assert "did you mean MASTODON_ACCESS_TOKEN__NEWS?" in said
+    assert "DRY_RUN=1" not in said  # it is set already

@@ -104,7 +104,7 @@ async def preview(settings: Settings, args: argparse.Namespace) -> int:
         for name, rule in rules.items():
             (composed,) = compose_posts(template, [entry], parsed.title, parsed.link, hashtags,
                                         keep_mentions=mentions == "keep", rule=rule)
-            where = f"{name}: " if len(rules) > 1 else ""
+            where = f"{name}: " if settings.destinations else ""
             if composed.text is None:
                 print(f"--- {where}cannot be posted (it would be recorded as a failed post): "
                       f"{composed.error}\n  entry: {clip(entry.title, 100) or entry.id}\n")
