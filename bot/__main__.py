@@ -255,6 +255,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except sqlite3.Error as exc:
         print(f"feed-tweeter: database error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # `feed-tweeter posts | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        return 0
     except OSError as exc:  # e.g. a .env file that cannot be read
         print(f"feed-tweeter: {exc}", file=sys.stderr)
         return EXIT_ERROR
