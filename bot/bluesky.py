@@ -217,6 +217,21 @@ class BlueskyClient:
 
     # -- the one public call ------------------------------------------------------------
 
+    async def check(self) -> Outcome | None:
+        """At start-up: log in (the session is needed for the first post anyway); an AUTH
+        outcome when the PDS refuses the handle and app password, None otherwise (logged in,
+        or no clear answer: the first post finds out). Never raises."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._ensure_session()
+        except _LoginFailed as exc:
+            outcome = self._outcome(exc.error, login=True)
+            return outcome if outcome.kind is OutcomeKind.AUTH else None
+        except (TimeoutError, AtProtocolError, httpx.HTTPError, pydantic.ValidationError,
+                OSError, aiohttp.ClientError):
+            return None
+        return None
+
     async def send(self, delivery: Delivery) -> Outcome:
         try:
             async with asyncio.timeout(self.timeout):

@@ -306,6 +306,28 @@ class MastodonClient:
 
     # -- the instance's limits -----------------------------------------------------------
 
+    async def check(self) -> Outcome | None:
+        """At start-up: an AUTH outcome when the instance says the token is not valid
+        (``GET /api/v1/apps/verify_credentials`` answers 401; any token may ask it, whatever
+        its scopes), so the operator hears of it before the first article; None otherwise
+        (valid, or no clear answer: the first post finds out). Never raises."""
+        if not self._token_ok:
+            return Outcome(OutcomeKind.AUTH, reason=f"{self._token_var} is empty or holds "
+                           "spaces or control characters")
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self.session.get(f"{self.base_url}/api/v1/apps/verify_credentials",
+                                            headers=headers, allow_redirects=False) as response:
+                    body = await _read(response)
+                    status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            return None
+        if status != 401:
+            return None
+        said = _message(_json(body)) or "unauthorized"
+        return self._outcome(OutcomeKind.AUTH, f"HTTP 401: {said}", 401)
+
     async def limits(self) -> tuple[int, int, str | None]:
         """``(max_characters, characters_reserved_per_url, problem)`` of the instance.
 

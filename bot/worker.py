@@ -23,11 +23,13 @@ from typing import Any
 import aiohttp
 
 from bot.config import DRY_RUN_DATABASE, Settings
+from bot.delivery import OutcomeKind
 from bot.destinations import Destination
 from bot.dispatch import Dispatcher, Poster
 from bot.errors import ConfigError
 from bot.feeds import Fetcher
 from bot.feedstate import Schedule, after_crash
+from bot.gate import GateReason
 from bot.health import Snapshot, healthz, take
 from bot.invocation import command
 from bot.metrics import Metrics
@@ -64,6 +66,7 @@ class Worker:
         self.dispatchers: dict[str, Dispatcher] = {}  # every destination's, by name
         self.outlets: dict[str, Outlet] = {}  # what the poller composes for
         self.networks: dict[str, str] = {}  # destination -> network
+        self._checking: asyncio.Task[None] | None = None  # the start-up credentials check
         self.poller: Poller | None = None
         self.session: aiohttp.ClientSession | None = None
         self.fetcher: Fetcher | None = None
@@ -136,6 +139,9 @@ class Worker:
         self.dispatcher = next(iter(self.dispatchers.values()), None)
         # posts owed from before are on their way; new ones are composed for the limits
         await self._learn_limits(clients)
+        if not s.dry_run:  # credentials refused are said now, not at the first article
+            self._checking = asyncio.create_task(self._check_credentials(clients),
+                                                 name="check-credentials")
         self.poller = Poller(s, self.store, self._http, self._blog_database,
                              metrics=self.metrics, clock=self.clock, wake=self.wake_dispatchers,
                              executor=self._executor, outlets=self.outlets)
@@ -217,6 +223,28 @@ class Worker:
                 log.info("mastodon_limits destination=%s max_characters=%d url_characters=%d",
                          name, most, per_url)
 
+    async def _check_credentials(self, clients: Mapping[str, Poster]) -> None:
+        """Ask each network that can tell (Mastodon, Bluesky) whether it takes the
+        credentials; one that refuses them stops its destination's posting at once, with
+        the same ERROR and /healthz 503 as a refused post, and is probed as usual."""
+        names = [name for name, client in clients.items() if hasattr(client, "check")]
+
+        async def one(name: str) -> None:
+            outcome = await clients[name].check()  # type: ignore[attr-defined]
+            dispatcher = self.dispatchers[name]
+            if outcome is not None and outcome.kind is OutcomeKind.AUTH:
+                log.warning("credentials_refused destination=%s at=start-up reason=%r", name,
+                            outcome.reason)
+                await dispatcher.gatekeeper.stop(
+                    GateReason.AUTH, dispatcher.broken_help.get(OutcomeKind.AUTH,
+                                                                outcome.reason),
+                    dispatcher.auth_retry_interval)
+
+        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("credentials_check_failed destination=%s", name, exc_info=result)
+
     async def _close_clients(self) -> None:
         """Clients with connections of their own (Bluesky's SDK has an httpx pool)."""
         for dispatcher in self.dispatchers.values():
@@ -242,6 +270,9 @@ class Worker:
             for task in still:
                 task.cancel()
             await asyncio.gather(*polls, return_exceptions=True)
+        if self._checking is not None:
+            self._checking.cancel()
+            await asyncio.gather(self._checking, return_exceptions=True)
         # each step runs even if one before it failed: never leave the database open
         grace = self.settings.shutdown_grace
         steps: list[tuple[str, Callable[[], Awaitable[None]] | None]] = [

@@ -402,3 +402,47 @@ async def test_two_feeds_with_one_article_for_different_destinations_post_it_to_
     rows = sqlite_rows(db, "SELECT p.destination, p.state FROM posts p JOIN entries e "
                            f"ON e.id = p.entry_id WHERE e.link = '{link}' ORDER BY 1")
     assert rows == [("mastodon", "sent"), ("x", "sent")]
+
+
+@pytest.mark.parametrize("network", ["mastodon", "bluesky"])
+async def test_credentials_a_network_refuses_are_said_at_start_up_not_at_the_first_article(
+    tmp_path: Path, feed_server: FeedServer, network: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from bot.config import Settings
+    from bot.gate import GateReason
+    from bot.health import healthz
+    from bot.worker import Worker
+
+    blog = feed_server.add_blog("/feed.xml", "Quiet blog")
+    blog.publish("Old one")
+    async with FakeMastodon(token="right-token") as mastodon, \
+            FakePDS(handle="blog.test", app_password="abcd-efgh-ijkl-mnop") as pds:
+        env = {"DATABASE_PATH": str(tmp_path / "bot.sqlite3"), "HTTP_PORT": "0",
+               "FEED_URLS": blog.url,
+               "MASTODON_BASE_URL": mastodon.base_url, "MASTODON_ACCESS_TOKEN": "right-token",
+               "BLUESKY_HANDLE": "blog.test", "BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop",
+               "BLUESKY_SERVICE_URL": pds.base_url}
+        wrong = {"mastodon": {"MASTODON_ACCESS_TOKEN": "wrong-token"},
+                 "bluesky": {"BLUESKY_APP_PASSWORD": "wxyz-wxyz-wxyz-wxyz"}}[network]
+        caplog.set_level(logging.INFO, logger="bot")
+        worker = Worker(Settings.from_env({**env, **wrong}))
+        await worker.start()
+        try:
+            broken = worker.dispatchers[network]
+            other = worker.dispatchers["bluesky" if network == "mastodon" else "mastodon"]
+            deadline = time.monotonic() + 5
+            while broken.gate.reason is not GateReason.AUTH:
+                assert time.monotonic() < deadline, "refused credentials not said at start"
+                await asyncio.sleep(0.05)
+            assert other.gate.reason is GateReason.NONE  # the other one is fine
+            snapshot = await worker.snapshot()
+            body = healthz(snapshot, dry_run=False)
+            assert snapshot.http_status == 503 and body["posting_broken"] == [network]
+        finally:
+            await worker.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"posting_stopped destination={network} reason=auth") for m in said)
+    assert not any(secret in m for m in said
+                   for secret in ("wrong-token", "wxyz-wxyz-wxyz-wxyz", "right-token"))

@@ -251,6 +251,7 @@ class FakeMastodon(FakeService[Fault, RequestRecord]):
         app.router.add_post("/api/v1/statuses", self._post_status)
         app.router.add_get("/api/v2/instance", self._instance_v2)
         app.router.add_get("/api/v1/instance", self._instance_v1)
+        app.router.add_get("/api/v1/apps/verify_credentials", self._verify_app)
         app.router.add_get("/_ledger", self._get_ledger)
         app.router.add_get("/_requests", self._get_requests)
         app.router.add_post("/_control", self._control)
@@ -437,6 +438,14 @@ class FakeMastodon(FakeService[Fault, RequestRecord]):
             },
             "registrations": {"enabled": False, "approval_required": False},
         })
+
+    async def _verify_app(self, request: web.Request) -> web.Response:
+        """``GET /api/v1/apps/verify_credentials``: any valid token, whatever its scopes."""
+        authorization = request.headers.get("Authorization", "")
+        token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        if self._reject_credentials or token not in self.tokens | self.read_only_tokens:
+            return self._error(401, INVALID_TOKEN)
+        return web.json_response({"name": "feed-tweeter", "website": None})
 
     async def _instance_v1(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = {"uri": request.host, "title": "Fake Mastodon",
