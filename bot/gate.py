@@ -149,6 +149,7 @@ class Gatekeeper:
         self.gate = Gate()
         self._strikes = 0  # consecutive 429s without a usable reset header
         self._down_strikes = 0  # times in a row the gate closed for a network that is down
+        self._stop_said = True  # False: a broken gate read at start-up, not yet refused again
 
     async def load(self) -> None:
         """Read the gate the last run left, with the start-up rules: a wall too far away is
@@ -163,8 +164,12 @@ class Gatekeeper:
             gate = Gate()
         elif gate.reason in BROKEN:
             gate = replace(gate, until=0.0)
-            log.error("posting_stopped destination=%s reason=%s (from before the restart): "
-                      "%s; probing with one post", self.destination, gate.reason, gate.detail)
+            # a WARNING, not an ERROR: the restart may well bring the fixed settings; a
+            # probe that is refused again says posting_stopped at ERROR
+            self._stop_said = False
+            log.warning("posting_stopped destination=%s reason=%s (from before the restart): "
+                        "%s; trying again now with one post", self.destination, gate.reason,
+                        gate.detail)
         elif gate.closed(now):
             log.warning("gate_closed destination=%s reason=%s until=%s (from before the "
                         "restart)", self.destination, gate.reason, iso(gate.until))
@@ -197,7 +202,8 @@ class Gatekeeper:
     async def stop(self, reason: GateReason, detail: str, retry_in: float) -> None:
         """Posting is broken (auth, credits): one ERROR when that starts, then the gate
         closes for ``retry_in`` seconds at a time, a probe after each."""
-        changed = self.gate.reason != reason
+        changed = self.gate.reason != reason or not self._stop_said
+        self._stop_said = True
         if changed:
             log.error("posting_stopped destination=%s reason=%s: %s; posts stay pending, "
                       "retrying every %gs", self.destination, reason, detail, retry_in)

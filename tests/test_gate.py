@@ -245,7 +245,8 @@ async def test_restart_probes_broken_posting_at_once(
     k = await load(Gate(NOW + 300, reason, "check the token"), caplog)
     assert k.gate == Gate(0.0, reason, "check the token")  # open, probing, still broken
     assert events(caplog) == ["posting_stopped"]
-    assert caplog.records[0].levelno == logging.ERROR
+    # a warning: the restart may have brought the fix; a probe refused again is an ERROR
+    assert caplog.records[0].levelno == logging.WARNING
     health = k.health(NOW)
     assert health["posting_broken"] is True
     assert health["gate"] == {"open": True, "reason": reason.value, "seconds_left": 0.0,
@@ -301,3 +302,14 @@ async def test_a_monthly_spend_cap_counts_30_days_and_the_later_reopening_wins()
     assert (room, until, reason) == (0, NOW - 20 * DAY + month, GateReason.SPEND_BUDGET)
     k.max_per_day, k.cost_per_post = None, 0.0  # posts that cost nothing: no cap to apply
     assert (await k.budget(NOW, 0))[0] == sys.maxsize
+
+
+async def test_after_a_restart_a_probe_refused_again_is_an_error_once(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    k = await load(Gate(NOW + 300, GateReason.AUTH, "check the token"), caplog)
+    caplog.clear()
+    await k.stop(GateReason.AUTH, "check the token", 300)  # the probe: refused again
+    await k.stop(GateReason.AUTH, "check the token", 300)  # and again: said once
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage().split()[0] for r in errors] == ["posting_stopped"]
