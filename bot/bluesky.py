@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -58,8 +57,9 @@ from atproto_client.models.utils import get_response_model
 from atproto_client.request import AsyncRequest
 from atproto_core.exceptions import AtProtocolError
 
-from bot.delivery import Delivery, Outcome, OutcomeKind
+from bot.delivery import RETRY_4XX, Delivery, Outcome, OutcomeKind
 from bot.networks import display_link
+from bot.text import non_json_reason, page_excerpt
 from bot.times import epoch_header, first_future, retry_after
 
 __all__ = ["POST_COLLECTION", "BlueskyClient", "link_facet", "rate_limit_reset"]
@@ -71,7 +71,6 @@ THUMB_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 _TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 # 404/405/501: the endpoint is not where BLUESKY_SERVICE_URL says (a proxy, a setting to fix);
 # 408/409/425: "try again" (409: a concurrent write to the repo)
-_RETRY_4XX = frozenset({404, 405, 408, 409, 425})
 T = TypeVar("T")
 
 
@@ -116,11 +115,8 @@ def _sniff(data: bytes) -> str | None:
 def _body_summary(content: object) -> str:
     """An error body that is not XRPC's JSON, for a reason: an HTML page's title, or its start."""
     raw = content if isinstance(content, bytes) else str(content).encode()
-    text = " ".join(raw[:300].decode("utf-8", "replace").split())
-    if text.startswith("<"):
-        title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        return f"HTML page: {title.group(1).strip()}" if title else "HTML page"
-    return f"non-JSON body: {text[:120]}" if text else "empty body"
+    said = page_excerpt(raw)
+    return said if said.startswith("HTML page") else non_json_reason(raw)
 
 
 def _xrpc_error(exc: RequestErrorBase) -> str | None:
@@ -454,7 +450,7 @@ class BlueskyClient:
                                retry_at=rate_limit_reset(exc.response.headers, self.clock()))
             if status in (401, 403) or _xrpc_error(exc) in _TOKEN_ERRORS:
                 return Outcome(OutcomeKind.AUTH, reason=reason, status=status)
-            if status >= 500 or status in _RETRY_4XX or not 400 <= status < 500:
+            if status >= 500 or status in RETRY_4XX or not 400 <= status < 500:
                 return Outcome(OutcomeKind.RETRY, reason=reason, status=status)
             if login:  # a 400 to the login: the handle or the settings, not this post
                 return Outcome(OutcomeKind.AUTH, reason=reason, status=status)

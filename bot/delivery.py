@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["DRY_RUN_REASON", "Card", "Delivery", "Outcome", "OutcomeKind", "card_from_json",
-           "card_to_json", "new_key"]
+__all__ = ["DRY_RUN_REASON", "RETRY_4XX", "Card", "Delivery", "Outcome", "OutcomeKind",
+           "card_from_json", "card_to_json", "new_key"]
 
 DRY_RUN_REASON = "dry run"  # a dry-run client's "sent": recorded as handled, not posted
 
@@ -43,6 +43,11 @@ class OutcomeKind(StrEnum):
     AUTH = "auth"
     CREDITS = "credits"
     FAILED = "failed"
+
+
+# A 4xx that is no verdict on the text: 404/405, the endpoint is not where the base URL says
+# (a proxy or a setting to fix); 408/409/425, the server's own "try again".
+RETRY_4XX = frozenset({404, 405, 408, 409, 425})
 
 
 @dataclass(frozen=True, slots=True)

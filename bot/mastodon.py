@@ -62,7 +62,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bot.delivery import Delivery, Outcome, OutcomeKind
+from bot.delivery import RETRY_4XX, Delivery, Outcome, OutcomeKind
+from bot.text import non_json_reason
 from bot.times import first_future, retry_after
 
 __all__ = ["DEFAULT_MAX_CHARACTERS", "DEFAULT_URL_CHARACTERS", "MastodonClient",
@@ -76,14 +77,11 @@ MAX_SANE_LIMIT = 100_000  # a number above this is not a limit we believe
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
 
 _MAX_BODY = 1 << 20  # a status or an instance document is a few kB
-_QUOTE = 120  # characters quoted of a body that is not JSON
 _MESSAGE = 300  # characters kept of Mastodon's own error message
 # 404/405: the endpoint is not where MASTODON_BASE_URL says (a proxy or a setting to fix), not
 # a verdict on this text; 408/409/425: "try again" (Mastodon's own for a held lock is 503).
-_RETRY_4XX = frozenset({404, 405, 408, 409, 425})
 _RECORD_NOT_FOUND = "record not found"
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: a token or key as a header value
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 def _parse_reset(value: str | None, now: float) -> float | None:
@@ -127,17 +125,6 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:  # includes UnicodeDecodeError
         return ...
-
-
-def _quote(body: bytes) -> str:
-    """What a body that is not JSON says, in a line: an HTML page's title, else its start."""
-    text = " ".join(body[:4096].decode("utf-8", "replace").split())
-    if not text:
-        return "empty body"
-    if text.startswith("<"):
-        title = _TITLE.search(text)
-        text = f"HTML page: {' '.join(title.group(1).split())}" if title else "HTML page"
-    return f"non-JSON body: {text[:_QUOTE]}"
 
 
 def _message(payload: Any) -> str | None:
@@ -273,7 +260,7 @@ class MastodonClient:
         if is_json:
             said = message or "unexpected JSON answer"
         else:
-            said = _quote(body)
+            said = non_json_reason(body)
         reason = f"HTTP {status}: {said}"
 
         if 200 <= status < 300:
@@ -300,7 +287,7 @@ class MastodonClient:
             return self._outcome(
                 OutcomeKind.DUPLICATE, f"{reason}: the status an earlier attempt made under "
                 "this Idempotency-Key has been deleted; not posting it again", status)
-        if status >= 500 or status in _RETRY_4XX or not is_json or status < 400:
+        if status >= 500 or status in RETRY_4XX or not is_json or status < 400:
             return self._outcome(OutcomeKind.RETRY, reason, status)
         return self._outcome(OutcomeKind.FAILED, reason, status)
 
@@ -366,11 +353,11 @@ class MastodonClient:
             return None, f"HTTP {status} redirect to {location[:200] or '?'}"
         payload = _json(body)
         if status != 200:
-            said = (_message(payload) or "") if payload is not ... else _quote(body)
+            said = (_message(payload) or "") if payload is not ... else non_json_reason(body)
             return None, f"HTTP {status}" + (f" ({said})" if said else "")
         if not isinstance(payload, dict):
-            return None, ("not a Mastodon instance document ("
-                          + (_quote(body) if payload is ... else "JSON, not an object") + ")")
+            said = non_json_reason(body) if payload is ... else "JSON, not an object"
+            return None, f"not a Mastodon instance document ({said})"
         statuses = payload.get("configuration")
         statuses = statuses.get("statuses") if isinstance(statuses, dict) else None
         if isinstance(statuses, dict) and "max_characters" in statuses:

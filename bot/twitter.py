@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,8 @@ from oauthlib.oauth1 import Client as OAuthClient
 from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
-from bot.delivery import DRY_RUN_REASON, Delivery, Outcome, OutcomeKind
+from bot.delivery import DRY_RUN_REASON, RETRY_4XX, Delivery, Outcome, OutcomeKind
+from bot.text import non_json_reason
 from bot.times import epoch_header, first_future, retry_after
 
 __all__ = ["BROKEN_HELP", "DRY_RUN_REASON", "DryRunClient", "Outcome", "OutcomeKind", "XClient",
@@ -80,11 +80,7 @@ def _error_payload(body: bytes) -> dict[str, Any]:
         if errors is None or (isinstance(errors, list)
                               and all(isinstance(e, dict | str) for e in errors)):
             return payload
-    text = " ".join(body[:200].decode("utf-8", "replace").split())
-    if text.startswith("<"):
-        title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        text = f"HTML page: {title.group(1).strip()}" if title else "HTML page"
-    return {"detail": f"non-JSON body: {text[:120]}" if text else "empty body"}
+    return {"detail": non_json_reason(body)}
 
 
 class _Client(AsyncClient):  # type: ignore[misc]
@@ -164,7 +160,7 @@ class XClient:
             status = getattr(exc.response, "status", None)
             if status == 402:
                 return Outcome(OutcomeKind.CREDITS, reason=_detail(exc), status=402)
-            if status in _RETRY_4XX or status is None or not 400 <= status < 500:
+            if status in RETRY_4XX or status is None or not 400 <= status < 500:
                 return Outcome(OutcomeKind.RETRY, reason=_detail(exc), status=status)
             return Outcome(OutcomeKind.FAILED, reason=_detail(exc), status=status)
         except TimeoutError:
@@ -185,9 +181,6 @@ class XClient:
         return Outcome(OutcomeKind.SENT, tweet_id=tweet_id, status=201)
 
 
-# 404/405: the endpoint is not where TWITTER_API_BASE_URL says (a proxy or a setting to fix),
-# not a verdict on this text; 408/409/425: X's own "try again".
-_RETRY_4XX = frozenset({404, 405, 408, 409, 425})
 
 
 class DryRunClient:
