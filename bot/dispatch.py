@@ -51,6 +51,7 @@ from bot.gate import (
     GateReason,
 )
 from bot.metrics import Metrics
+from bot.networks import network_of
 from bot.pool import TaskPool
 from bot.store import DRY_RUN_NOTE, Post, Store, is_write_failure
 from bot.times import iso
@@ -100,12 +101,11 @@ class Dispatcher:
                  max_spend_per_month: float | None = None, cost_per_post: float = 0.0,
                  auth_retry_interval: float = 300.0, backoff: Backoff = Backoff(),
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 metrics: Metrics | None = None, destination: str = "x",
-                 network: str = "x") -> None:
+                 metrics: Metrics | None = None, destination: str = "x") -> None:
         self.store = store
         self.client = client
         self.destination = destination
-        self.network = network
+        self.network = network_of(destination)
         # what the operator must do when posting is broken, in this network's words
         self.broken_help: Mapping[OutcomeKind, str] = getattr(client, "broken_help",
                                                               BROKEN_HELP)

@@ -15,11 +15,11 @@ from typing import Any
 
 from bot.gate import DAY, DOWN_AFTER, MONTH
 from bot.models import FeedState, PostState
+from bot.networks import network_of
 from bot.store import FeedRow, Store
 from bot.times import iso
 
 FEED_LIST_MAX = 200  # /healthz lists each feed while there are at most this many
-DEGRADED_AFTER = DOWN_AFTER  # attempts in a row a network did not answer: "degraded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class Snapshot:
     def status(self) -> str:
         """``database_unwritable`` and ``posting_broken`` (a destination's credentials or
         credits: someone must act) answer 503; ``degraded`` (a network that has not answered
-        DEGRADED_AFTER attempts in a row: down, nothing to fix here) and ``ok`` answer 200."""
+        DOWN_AFTER attempts in a row: down, nothing to fix here) and ``ok`` answer 200."""
         if self.database_error:
             return "database_unwritable"
         if self.posting_broken:
@@ -60,7 +60,7 @@ class Snapshot:
     def degraded(self) -> list[str]:
         """The destinations whose network has not answered the last attempts."""
         return [name for name, view in self.destinations.items()
-                if view.get("consecutive_failures", 0) >= DEGRADED_AFTER]
+                if view.get("consecutive_failures", 0) >= DOWN_AFTER]
 
     @property
     def http_status(self) -> int:
@@ -84,12 +84,12 @@ async def take(store: Store, gate: dict[str, Any] | None = None, *,
                database_id: str | None = None, now: float | None = None,
                x_cost_per_post: float = 0.0,
                destinations: Mapping[str, Mapping[str, Any]] | None = None) -> Snapshot:
-    """The picture now. ``destinations``: each destination's network and posting state
+    """The picture now. ``destinations``: each destination's posting state
     (``gate``, ``posting_broken``, ``in_flight``) as its dispatcher (or, without a service,
     the database) has it; without it, ``gate``, ``posting_broken`` and ``in_flight`` are X's.
     A destination that has posts in the database but is not configured is shown too."""
     if destinations is None:
-        destinations = {"x": {"network": "x", "gate": gate or {}, "in_flight": in_flight,
+        destinations = {"x": {"gate": gate or {}, "in_flight": in_flight,
                               "posting_broken": posting_broken}}
     feeds = dict.fromkeys(FeedState, 0)
     summary = await store.feed_summary()  # counted in SQL: 10,000 feeds are not read
@@ -113,7 +113,7 @@ async def take(store: Store, gate: dict[str, Any] | None = None, *,
     for name in [*destinations, *sorted(set(by_destination) - set(destinations))]:
         known = destinations.get(name)
         day, month = sent.get(name, [0, 0])
-        network = (known or {}).get("network") or name.partition(":")[0]
+        network = network_of(name)
         view: dict[str, Any] = {
             "network": network, "configured": known is not None,
             "posts": {str(k): v for k, v in by_destination.get(

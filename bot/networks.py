@@ -34,6 +34,7 @@ __all__ = [
     "display_link",
     "graphemes",
     "mastodon_rule",
+    "network_of",
     "rule_for",
 ]
 
@@ -118,6 +119,11 @@ def mastodon_rule(max_characters: int = MASTODON_MAX_CHARACTERS,
                   characters_reserved_per_url: int = MASTODON_URL_CHARACTERS) -> LengthRule:
     """The rule of a Mastodon instance whose ``/api/v2/instance`` names these limits."""
     return LengthRule("mastodon", max_characters, characters_reserved_per_url)
+
+
+def network_of(destination: str) -> str:
+    """The network of a destination's name: ``mastodon:news`` -> ``mastodon``."""
+    return destination.partition(":")[0]
 
 
 def rule_for(network: str) -> LengthRule:

@@ -65,7 +65,6 @@ class Worker:
         self.dispatcher: Dispatcher | None = None  # the first destination's
         self.dispatchers: dict[str, Dispatcher] = {}  # every destination's, by name
         self.outlets: dict[str, Outlet] = {}  # what the poller composes for
-        self.networks: dict[str, str] = {}  # destination -> network
         self._checking: asyncio.Task[None] | None = None  # the start-up credentials check
         self.poller: Poller | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -123,7 +122,6 @@ class Worker:
         outlets = s.outlets or (Destination("x", "x"),)
         clients = {d.name: self._posters.get(d.name) or self._make_poster(d) for d in outlets}
         self.outlets = {d.name: Outlet(d.name, rule_for(d.network)) for d in outlets}
-        self.networks = {d.name: d.network for d in outlets}
         for d in outlets:
             x = d.network == "x"
             self.dispatchers[d.name] = Dispatcher(
@@ -132,7 +130,7 @@ class Worker:
                 max_spend_per_month=s.x_max_spend_per_month if x else None,
                 cost_per_post=s.x_cost_per_post if x else 0.0,
                 auth_retry_interval=s.auth_retry_interval, clock=self.clock,
-                metrics=self.metrics, destination=d.name, network=d.network,
+                metrics=self.metrics, destination=d.name,
             )
         for dispatcher in self.dispatchers.values():
             await dispatcher.start()
@@ -421,8 +419,7 @@ class Worker:
         """The service's health now: behind /healthz and /metrics (bot.health)."""
         assert self.store is not None and self.dispatcher is not None
         return await take(self.store, destinations={
-            name: {"network": self.networks.get(name, name), **d.health()}
-            for name, d in self.dispatchers.items()},
+            name: d.health() for name, d in self.dispatchers.items()},
             database_id=self.database_id, now=self.clock(),
             x_cost_per_post=self.settings.x_cost_per_post)
 

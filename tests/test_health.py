@@ -114,7 +114,8 @@ async def test_with_many_feeds_the_counts_come_from_sql_and_agree_with_the_rows(
 
 
 def test_a_network_that_stopped_answering_is_degraded_and_broken_credentials_are_503() -> None:
-    from bot.health import DEGRADED_AFTER, Snapshot, healthz
+    from bot.gate import DOWN_AFTER as DEGRADED_AFTER
+    from bot.health import Snapshot, healthz
 
     def snapshot(failures: int, broken: bool = False) -> Snapshot:
         return Snapshot(feeds={}, posts={"pending": 0, "sending": 0, "sent": 0, "failed": 0},

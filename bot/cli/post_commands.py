@@ -11,6 +11,7 @@ from bot.cli.display import _ago, _fitted, _table, plural
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.invocation import command
+from bot.networks import network_of
 from bot.store import Post, Store
 from bot.text import clip
 
@@ -65,7 +66,7 @@ def _post_note(post: Post) -> str | None:
 def _where(post: Post) -> str:
     """``on X: https://x.com/i/status/ID``; a Mastodon status id or a Bluesky at:// URI as
     they are (the instance's web address is not stored)."""
-    network = post.destination.partition(":")[0]
+    network = network_of(post.destination)
     if network == "x":
         return f"on X: https://x.com/i/status/{post.tweet_id}"
     if network == "bluesky" and post.tweet_id and post.tweet_id.startswith("at://"):

@@ -35,7 +35,7 @@ async def status(settings: Settings) -> int:
         names += sorted(set(await store.destination_counts()) - set(names))
         gates = {name: Gate.from_json(await store.get_meta(gate_key(name))) for name in names}
         snapshot = await take(store, destinations={
-            name: {"network": name.partition(":")[0], "gate": gate.view(now),
+            name: {"gate": gate.view(now),
                    "posting_broken": gate.broken} for name, gate in gates.items()},
             database_id=await store.get_meta("database_id"), now=now,
             x_cost_per_post=settings.x_cost_per_post)
