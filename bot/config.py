@@ -215,7 +215,7 @@ class Settings:
             values[name.lower()] = reader.get(name, str.strip, "")
         ignored: list[str] = []
         values["destinations"] = read_destinations(
-            env, reader.problems, base_url=_base_url, warnings=ignored,
+            env, reader.problems, base_url=_base_url, warnings=ignored, dry_run=dry_run,
             defaults={"TWITTER_API_BASE_URL": values["twitter_api_base_url"]})
         reader.asked |= setting_names(env)
         reader.asked |= {base for spec in SPECS.values()
@@ -228,9 +228,6 @@ class Settings:
             values["feed_urls"] = tuple(dict.fromkeys((*values["feed_urls"], *listed)))
         settings = cls(**values)
         problems = reader.problems
-        if dry_run:  # the hint would only repeat what is set
-            problems = [p.replace("; or set DRY_RUN=1 to try the bot without posting", "")
-                        for p in problems]
         if require_feeds and not settings.feed_urls and "FEED_URLS" not in reader.bad:
             problems.append(
                 "FEED_URLS: no feed to watch. Set FEED_URLS to one or more feed URLs "

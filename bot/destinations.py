@@ -101,7 +101,8 @@ def setting_names(env: Mapping[str, str]) -> set[str]:
 def read_destinations(env: Mapping[str, str], problems: list[str], *,
                       base_url: Callable[[str], str],
                       defaults: Mapping[str, str] | None = None,
-                      warnings: list[str] | None = None) -> tuple[Destination, ...]:
+                      warnings: list[str] | None = None,
+                      dry_run: bool = False) -> tuple[Destination, ...]:
     """The destinations ``env`` configures, in a stable order (x, mastodon, bluesky; the
     unnamed account first, then named ones by name). Each problem found is appended to
     ``problems`` naming the variable. ``defaults``: values for the unnamed X account's
@@ -136,7 +137,8 @@ def read_destinations(env: Mapping[str, str], problems: list[str], *,
         missing = [base + suffix for base in spec.required if not values.get(base)]
         if missing:
             problems.append(f"{', '.join(missing)}: missing. The destination {name} needs "
-                            f"{spec.help}; or set DRY_RUN=1 to try the bot without posting")
+                            f"{spec.help}" + ("" if dry_run else
+                                              "; or set DRY_RUN=1 to try the bot without posting"))
             continue
         checked = dict(values)
         if network == "x" and not suffix:
