@@ -30,6 +30,11 @@ CUT_TRAIL = " " + SEPARATORS + "(["  # what a cut field loses at its end
 _CLUSTER = regex.compile(r"\X")
 
 
+def graphemes(text: str) -> int:
+    """How many user-perceived characters (extended grapheme clusters) ``text`` has."""
+    return len(text) if text.isascii() else len(_CLUSTER.findall(text))
+
+
 def weighted_length(text: str) -> int:
     """X's weighted length: NFC, every URL weighs 23, CJK and emoji weigh 2."""
     return parse_tweet(text).weightedLength
@@ -99,7 +104,7 @@ class Field:
             pos += len(word) + 1  # past the space after this word
             core = word.rstrip(CUT_TRAIL)
             if index and core:
-                clusters = len(core) if core.isascii() else len(_CLUSTER.findall(core))
+                clusters = graphemes(core)
                 total += 1 + (min(url_weight, clusters) if "." in core else clusters)
             if total > limit or pos > FIELD_MAX_CHARS:
                 return min(limit, bisect.bisect_left(self.ends, pos) + 1)

@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import regex
 from twitter_text import extract_urls_with_indices
 
-from bot.fit import MAX_WEIGHT, weight_at_most, weighted_length
+from bot.fit import MAX_WEIGHT, graphemes, weight_at_most, weighted_length
 from bot.links import MAX_LINK_LENGTH, normalise_link, usable
 
 __all__ = [
@@ -43,12 +42,6 @@ BLUESKY_MAX_GRAPHEMES = 300
 BLUESKY_MAX_BYTES = 3000
 MASTODON_MAX_CHARACTERS = 500  # when the instance does not say
 MASTODON_URL_CHARACTERS = 23
-_CLUSTER = regex.compile(r"\X")
-
-
-def graphemes(text: str) -> int:
-    """How many user-perceived characters (extended grapheme clusters) ``text`` has."""
-    return len(text) if text.isascii() else len(_CLUSTER.findall(text))
 
 
 @dataclass(frozen=True, slots=True)
