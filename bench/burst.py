@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.common import (
     LagProbe,
+    burst_blogs,
     fmt,
     load_average,
     log_line,
@@ -99,12 +100,7 @@ async def burst_child(a: dict) -> dict[str, Any]:
     await server.start()
     fake = FakeX(delay=a["delay"])
     await fake.start()
-    busy = server.add_blog("/busy.xml", "Busy blog")
-    busy.max_items = a["articles"] + 10
-    busy.publish("Before the burst")
-    quiet = [server.add_blog(f"/quiet/{i}.xml", f"Quiet blog {i}") for i in range(a["others"])]
-    for blog in quiet:
-        blog.publish("Only post")
+    busy, quiet = burst_blogs(server, a["articles"], a["others"])
     env = {"FEED_URLS": ",".join([busy.url] + [b.url for b in quiet]), "DATABASE_PATH": a["db"],
            "POLL_INTERVAL": str(a["interval"]), "TWITTER_API_BASE_URL": fake.base_url,
            "MAX_CONCURRENT_POSTS": str(a["concurrency"]), "MAX_FETCHES_PER_HOST": "64",

@@ -159,3 +159,15 @@ def module_main(child: Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, 
         report(asyncio.run(child(json.loads(args.child))))
     else:
         print(json.dumps(run(args.quick)["summary"], indent=1))
+
+
+def burst_blogs(server: Any, articles: int, others: int) -> tuple[Any, list[Any]]:
+    """The burst benches' blogs on a started ``tests.fakes.feed_server.FeedServer``: a busy
+    one, with room for ``articles`` more, and ``others`` quiet ones of one post each."""
+    busy = server.add_blog("/busy.xml", "Busy blog")
+    busy.max_items = articles + 10
+    busy.publish("Before the burst")
+    quiet = [server.add_blog(f"/quiet/{i}.xml", f"Quiet blog {i}") for i in range(others)]
+    for blog in quiet:
+        blog.publish("Only post")
+    return busy, quiet

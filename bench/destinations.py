@@ -61,6 +61,7 @@ from bench.common import (
     RESULT_PREFIX,
     ROOT,
     LagProbe,
+    burst_blogs,
     cpu_seconds,
     fmt,
     load_average,
@@ -212,12 +213,7 @@ async def burst_child(a: dict[str, Any]) -> dict[str, Any]:
         urls = a["urls"]
     server = FeedServer()
     await server.start()
-    busy = server.add_blog("/busy.xml", "Busy blog")
-    busy.max_items = a["articles"] + 10
-    busy.publish("Before the burst")
-    quiet = [server.add_blog(f"/quiet/{i}.xml", f"Quiet blog {i}") for i in range(a["others"])]
-    for blog in quiet:
-        blog.publish("Only post")
+    busy, quiet = burst_blogs(server, a["articles"], a["others"])
     n, c = a["articles"], a["concurrency"]
     networks = tuple(a.get("networks", NETWORKS))  # the destinations configured
     env = {"FEED_URLS": ",".join([busy.url] + [b.url for b in quiet]), "DATABASE_PATH": a["db"],
