@@ -33,7 +33,6 @@ class Snapshot:
     in_flight: int | None = None  # None: not known here (the command line)
     database_error: str | None = None
     database_id: str | None = None
-    posts_on_x: tuple[int, int] = (0, 0)  # went out in the last 24 hours, the last 30 days
     x_cost_per_post: float = 0.0  # USD (X_COST_PER_POST)
     # each destination: network, posts (by state), posts_24h, posts_30d, gate,
     # posting_broken, in_flight, consecutive_failures and last_error (answers in a row that
@@ -41,6 +40,12 @@ class Snapshot:
     # for X, the estimated spend
     destinations: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def posts_on_x(self) -> tuple[int, int]:
+        """The posts that went out on X in the last 24 hours and the last 30 days."""
+        view = self.destinations.get("x", {})
+        return view.get("posts_24h", 0), view.get("posts_30d", 0)
 
     def on_x(self) -> dict[str, Any]:
         """Posts on X and what they cost, estimated at X_COST_PER_POST."""
@@ -130,7 +135,6 @@ async def take(store: Store, gate: dict[str, Any] | None = None, *,
             view.update(_spend(day, month, x_cost_per_post))
         views[name] = view
     first = next(iter(destinations.values()), {})
-    day, month = sent.get("x", [0, 0])
     return Snapshot(feeds={str(k): v for k, v in feeds.items()},
                     posts={str(k): v for k, v in posts.items()}, rows=rows,
                     last_successful_poll=last, gate=dict(first.get("gate") or {}),
@@ -138,7 +142,7 @@ async def take(store: Store, gate: dict[str, Any] | None = None, *,
                                        for d in destinations.values()),
                     in_flight=_total_in_flight(destinations),
                     database_error=store.unwritable, database_id=database_id,
-                    posts_on_x=(day, month), x_cost_per_post=x_cost_per_post,
+                    x_cost_per_post=x_cost_per_post,
                     destinations=views)
 
 
